@@ -1,0 +1,42 @@
+"""The ``statewall`` command: sub-command dispatch.
+
+Owns: the top-level argument parser. Must not know: what the sub-commands do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from . import replay
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="statewall",
+        description="Linux netfilter connection tracking and stateful filtering, in Python.")
+    p.add_argument("--version", action="version", version=f"statewall {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    replay.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc: int = args.func(args)
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Every tracker setting by its kernel sysctl name, and the two behaviour profiles.
+
+Owns: the defaults of ``net.netfilter.nf_conntrack_*`` (and the defrag sysctls), the
+``linux`` (current kernel) and ``linux-2.4`` (the 2001 seed) profiles, parsing of
+``K=V`` settings and sysctl.conf-style files. Must not know: what the settings do.
+Numbers follow net/netfilter/nf_conntrack_proto_*.c, nf_conntrack_core.c (sizing),
+net/ipv4/ip_fragment.c; the 2.4 ones net/ipv4/netfilter/ip_conntrack_*.c of Linux 2.4.0.
+
+``Settings`` has one attribute per sysctl, named by the sysctl's last component
+(``nf_conntrack_tcp_timeout_established``), so the hot path reads plain attributes.
+Timeouts are seconds (the kernel keeps jiffies but shows seconds).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Iterable
+
+# full sysctl name -> default in the current kernel
+DEFAULTS: Final[dict[str, int]] = {
+    "net.netfilter.nf_conntrack_max": 262144,
+    "net.netfilter.nf_conntrack_buckets": 262144,
+    "net.netfilter.nf_conntrack_expect_max": 4096,
+    "net.netfilter.nf_conntrack_acct": 0,
+    "net.netfilter.nf_conntrack_checksum": 1,
+    "net.netfilter.nf_conntrack_events": 1,
+    "net.netfilter.nf_conntrack_timestamp": 0,
+    "net.netfilter.nf_conntrack_log_invalid": 0,
+    "net.netfilter.nf_conntrack_generic_timeout": 600,
+    "net.netfilter.nf_conntrack_icmp_timeout": 30,
+    "net.netfilter.nf_conntrack_icmpv6_timeout": 30,
+    "net.netfilter.nf_conntrack_udp_timeout": 30,
+    "net.netfilter.nf_conntrack_udp_timeout_stream": 120,
+    "net.netfilter.nf_conntrack_gre_timeout": 30,
+    "net.netfilter.nf_conntrack_gre_timeout_stream": 180,
+    "net.netfilter.nf_conntrack_tcp_loose": 1,
+    "net.netfilter.nf_conntrack_tcp_be_liberal": 0,
+    "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst": 0,
+    "net.netfilter.nf_conntrack_tcp_max_retrans": 3,
+    "net.netfilter.nf_conntrack_tcp_timeout_syn_sent": 120,
+    "net.netfilter.nf_conntrack_tcp_timeout_syn_recv": 60,
+    "net.netfilter.nf_conntrack_tcp_timeout_established": 432000,
+    "net.netfilter.nf_conntrack_tcp_timeout_fin_wait": 120,
+    "net.netfilter.nf_conntrack_tcp_timeout_close_wait": 60,
+    "net.netfilter.nf_conntrack_tcp_timeout_last_ack": 30,
+    "net.netfilter.nf_conntrack_tcp_timeout_time_wait": 120,
+    "net.netfilter.nf_conntrack_tcp_timeout_close": 10,
+    "net.netfilter.nf_conntrack_tcp_timeout_max_retrans": 300,
+    "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged": 300,
+    "net.netfilter.nf_conntrack_frag6_timeout": 60,
+    "net.netfilter.nf_conntrack_frag6_high_thresh": 4194304,
+    "net.netfilter.nf_conntrack_frag6_low_thresh": 3145728,
+    "net.ipv4.ipfrag_time": 30,
+    "net.ipv4.ipfrag_high_thresh": 4194304,
+    "net.ipv4.ipfrag_low_thresh": 3145728,
+    "net.ipv4.ipfrag_max_dist": 64,
+}
+
+# The 2001 seed: Linux 2.4.0 ip_conntrack (128 MB machine: ip_conntrack_max = 8184).
+LINUX_24: Final[dict[str, int]] = {
+    "net.netfilter.nf_conntrack_max": 8184,
+    "net.netfilter.nf_conntrack_buckets": 1023,
+    "net.netfilter.nf_conntrack_checksum": 0,
+    "net.netfilter.nf_conntrack_udp_timeout": 30,
+    "net.netfilter.nf_conntrack_udp_timeout_stream": 180,
+    "net.netfilter.nf_conntrack_icmp_timeout": 30,
+    "net.netfilter.nf_conntrack_generic_timeout": 600,
+    "net.netfilter.nf_conntrack_tcp_timeout_syn_sent": 120,
+    "net.netfilter.nf_conntrack_tcp_timeout_syn_recv": 60,
+    "net.netfilter.nf_conntrack_tcp_timeout_established": 432000,
+    "net.netfilter.nf_conntrack_tcp_timeout_fin_wait": 120,
+    "net.netfilter.nf_conntrack_tcp_timeout_close_wait": 60,
+    "net.netfilter.nf_conntrack_tcp_timeout_last_ack": 30,
+    "net.netfilter.nf_conntrack_tcp_timeout_time_wait": 120,
+    "net.netfilter.nf_conntrack_tcp_timeout_close": 10,
+}
+
+PROFILES: Final = ("linux", "linux-2.4")
+
+# short aliases users type: "nf_conntrack_udp_timeout", "netfilter.nf_conntrack_max", ...
+_BY_LEAF: Final = {name.rsplit(".", 1)[1]: name for name in DEFAULTS}
+
+
+class SettingError(ValueError):
+    """A bad ``K=V`` setting; the message names the setting (and the file:line)."""
+
+
+class Settings:
+    """Resolved settings. Attribute names are the sysctl leaf names."""
+
+    __slots__ = tuple(["profile"] + sorted(_BY_LEAF))
+
+    profile: str
+    nf_conntrack_max: int
+    nf_conntrack_buckets: int
+    nf_conntrack_expect_max: int
+    nf_conntrack_acct: int
+    nf_conntrack_checksum: int
+    nf_conntrack_events: int
+    nf_conntrack_timestamp: int
+    nf_conntrack_log_invalid: int
+    nf_conntrack_generic_timeout: int
+    nf_conntrack_icmp_timeout: int
+    nf_conntrack_icmpv6_timeout: int
+    nf_conntrack_udp_timeout: int
+    nf_conntrack_udp_timeout_stream: int
+    nf_conntrack_gre_timeout: int
+    nf_conntrack_gre_timeout_stream: int
+    nf_conntrack_tcp_loose: int
+    nf_conntrack_tcp_be_liberal: int
+    nf_conntrack_tcp_ignore_invalid_rst: int
+    nf_conntrack_tcp_max_retrans: int
+    nf_conntrack_tcp_timeout_syn_sent: int
+    nf_conntrack_tcp_timeout_syn_recv: int
+    nf_conntrack_tcp_timeout_established: int
+    nf_conntrack_tcp_timeout_fin_wait: int
+    nf_conntrack_tcp_timeout_close_wait: int
+    nf_conntrack_tcp_timeout_last_ack: int
+    nf_conntrack_tcp_timeout_time_wait: int
+    nf_conntrack_tcp_timeout_close: int
+    nf_conntrack_tcp_timeout_max_retrans: int
+    nf_conntrack_tcp_timeout_unacknowledged: int
+    nf_conntrack_frag6_timeout: int
+    nf_conntrack_frag6_high_thresh: int
+    nf_conntrack_frag6_low_thresh: int
+    ipfrag_time: int
+    ipfrag_high_thresh: int
+    ipfrag_low_thresh: int
+    ipfrag_max_dist: int
+
+    def __init__(self, profile: str = "linux", overrides: Iterable[tuple[str, str]] = (),
+                 source: str = "--sysctl") -> None:
+        if profile not in PROFILES:
+            raise SettingError(f"{source}: unknown profile {profile!r} "
+                               f"(known: {', '.join(PROFILES)})")
+        self.profile = profile
+        values = dict(DEFAULTS)
+        if profile == "linux-2.4":
+            values.update(LINUX_24)
+        for name, value in values.items():
+            setattr(self, name.rsplit(".", 1)[1], value)
+        for key, raw in overrides:
+            self.set(key, raw, source)
+
+    def set(self, key: str, raw: str, source: str = "--sysctl") -> None:
+        full = resolve_name(key)
+        if full is None:
+            raise SettingError(f"{source}: unknown sysctl {key!r}")
+        try:
+            value = int(raw.strip(), 0)
+        except ValueError:
+            raise SettingError(f"{source}: {full}: not an integer: {raw.strip()!r}") from None
+        if value < 0:
+            raise SettingError(f"{source}: {full}: must not be negative: {value}")
+        if full.endswith("nf_conntrack_max") and value == 0:
+            value = 1 << 31   # 0 means unlimited in the kernel
+        setattr(self, full.rsplit(".", 1)[1], value)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name.rsplit(".", 1)[1]) for name in DEFAULTS}
+
+
+def resolve_name(key: str) -> str | None:
+    """Full sysctl name for ``key`` (full name, ``/proc/sys`` path, or leaf name)."""
+    key = key.strip()
+    if key.startswith("/proc/sys/"):
+        key = key[len("/proc/sys/"):].replace("/", ".")
+    if key in DEFAULTS:
+        return key
+    return _BY_LEAF.get(key.rsplit(".", 1)[-1])
+
+
+def parse_assignment(text: str, source: str = "--sysctl") -> tuple[str, str]:
+    if "=" not in text:
+        raise SettingError(f"{source}: expected NAME=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def parse_sysctl_file(text: str, filename: str) -> list[tuple[str, str]]:
+    """sysctl.conf syntax: ``name = value`` lines, ``#``/``;`` comments, blank lines."""
+    out: list[tuple[str, str]] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if stripped.startswith("-"):
+            stripped = stripped[1:]   # "-name = value": ignore errors in sysctl; we don't
+        key, value = parse_assignment(stripped, f"{filename}:{lineno}")
+        if resolve_name(key) is None:
+            raise SettingError(f"{filename}:{lineno}: unknown sysctl {key!r}")
+        out.append((key, value))
+    return out
