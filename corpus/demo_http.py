@@ -14,7 +14,11 @@ SERVER = ("import http.server\n"
           "        self.send_header('Content-Length', str(len(body)))\n"
           "        self.end_headers()\n"
           "        self.wfile.write(body)\n"
-          "http.server.HTTPServer(('203.0.113.2', 8080), H).serve_forever()\n")
+          "class S(http.server.HTTPServer):\n"
+          "    def server_bind(self):  # no getfqdn(): no resolver traffic\n"
+          "        http.server.socketserver.TCPServer.server_bind(self)\n"
+          "        self.server_name, self.server_port = '203.0.113.2', 8080\n"
+          "S(('203.0.113.2', 8080), H).serve_forever()\n")
 CLIENT = ("import urllib.request\n"
           "r = urllib.request.urlopen('http://203.0.113.2:8080/', timeout=10)\n"
           "print(r.status, r.read())\n")

@@ -1,6 +1,7 @@
-"""The seed text's UDP walk-through: a DNS query, no answer for 11 s (the entry shows ~19 s
-left), the reply (UNREPLIED goes, timeout back to 30), then a second query+reply 3 s later
-(now a stream: ASSURED and the stream timeout, 120 s on modern kernels, 180 s in 2.4)."""
+"""The seed text's UDP walk-through: a DNS query, no answer for 11 s (the entry shows 19 s
+left 10.5 s in), the reply (UNREPLIED goes, timeout back to 30), then a second query+reply
+3 s later (now a stream: ASSURED and the stream timeout, 120 s on modern kernels, 180 s in
+2.4).  Listing timeouts are floor(seconds left), so snapshots are taken half a second early."""
 
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP
@@ -25,13 +26,14 @@ SCENARIO = Scenario(
     name="demo_udp_dns",
     description=__doc__,
     steps=[
-        Send("client", query(0x1001), delay=11.0),
-        Snapshot("11 s after the query, no reply yet (seed: 19 s left)"),
-        Send("server", reply(0x1001), delay=2.0),
-        Snapshot("2 s after the reply (seed: 28 s left, no UNREPLIED)"),
-        Sleep(1.0),
+        Send("client", query(0x1001), delay=10.5),
+        Snapshot("10.5 s after the query, no reply yet (seed: 19 s left)"),
+        Sleep(0.5),
+        Send("server", reply(0x1001), delay=1.5),
+        Snapshot("1.5 s after the reply (seed: 28 s left, no UNREPLIED)"),
+        Sleep(1.5),
         Send("client", query(0x1002), delay=0.2),
-        Send("server", reply(0x1002), delay=3.0),
-        Snapshot("3 s after the second reply (seed: ASSURED, 177 s of 180)"),
+        Send("server", reply(0x1002), delay=2.5),
+        Snapshot("2.5 s after the second reply (seed: ASSURED, 177 s of 180)"),
     ],
 )

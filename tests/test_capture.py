@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 from decimal import Decimal
 from pathlib import Path
@@ -319,17 +320,14 @@ def test_bad_magic_names_the_file(tmp_path: Path) -> None:
 
 # --- streaming --------------------------------------------------------------------------------
 
-class Trickle(io.RawIOBase):
-    """A non-seekable stream that records the largest read asked of it."""
+class Trickle:
+    """A non-seekable file-like object that records the largest read asked of it."""
 
     def __init__(self, data: bytes) -> None:
         self._b = io.BytesIO(data)
         self.largest = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         assert n >= 0, "the reader must never read to EOF"
         self.largest = max(self.largest, n)
         return self._b.read(n)
@@ -348,9 +346,41 @@ def test_reads_block_by_block(nano_ng: bool) -> None:
         for i in range(2000):
             pw.write(bytes(1500), i)
     t = Trickle(buf.getvalue())
-    r = CaptureReader(t, "pipe")  # type: ignore[arg-type]
+    r = CaptureReader(t, "pipe")
     assert sum(1 for _ in r) == 2000 and r.error is None
     assert t.largest <= 1600 < len(buf.getvalue())
+
+
+class ShortReads(io.RawIOBase):
+    """A raw stream (like a pipe) that returns at most 7 bytes per read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._b = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        chunk = self._b.read(min(len(b), 7))
+        b[:len(chunk)] = chunk
+        return len(chunk)
+
+
+@pytest.mark.parametrize("maker", [make_pcapng, make_pcap])
+def test_raw_stream_with_short_reads(maker: object) -> None:
+    data, _ = maker()  # type: ignore[operator]
+    r = CaptureReader(ShortReads(data), "pipe")
+    assert [g.data for g in r] == frames(4) and r.error is None
+
+
+def test_pipe(tmp_path: Path) -> None:
+    data, _ = make_pcapng()
+    rfd, wfd = os.pipe()
+    with os.fdopen(wfd, "wb") as w:
+        w.write(data)                                  # small enough for the pipe buffer
+    with os.fdopen(rfd, "rb", buffering=0) as raw:
+        r = CaptureReader(raw, "pipe")
+        assert len(list(r)) == 4 and r.error is None
 
 
 # --- property tests --------------------------------------------------------------------------
@@ -387,3 +417,31 @@ def test_random_damage_after_valid_blocks(blocks: list[tuple[int, bytes]], at: i
         return
     got = list(r)
     assert len(got) <= len(blocks) + 1
+
+
+@pytest.mark.parametrize("nano", [False, True])
+def test_scapy_reads_our_pcapng(tmp_path: Path, nano: bool) -> None:
+    from scapy.utils import rdpcap
+    fn = tmp_path / "ours.pcapng"
+    with open(fn, "wb") as f:
+        w = PcapngWriter(f, nanosecond=nano)
+        for i, fr in enumerate(frames(4)):
+            w.write(fr, T0 + i * 1000, w.interface(("eth0", "eth1")[i % 2], 1))
+    pkts = rdpcap(str(fn))
+    assert [bytes(p) for p in pkts] == frames(4)
+    assert [p.sniffed_on for p in pkts] == ["eth0", "eth1"] * 2
+    step = 1 if nano else 1000
+    assert [int(p.time * 10**9) for p in pkts] == [(T0 + i * 1000) // step * step
+                                                   for i in range(4)]
+
+
+def test_scapy_reads_our_big_endian_pcap(tmp_path: Path) -> None:
+    from scapy.utils import rdpcap
+    fn = tmp_path / "ours.pcap"
+    with open(fn, "wb") as f:
+        w = PcapWriter(f, 1, big_endian=True, nanosecond=True)
+        for i, fr in enumerate(frames(3)):
+            w.write(fr, T0 + i)
+    assert [bytes(p) for p in rdpcap(str(fn))] == frames(3)
+    got, r = read_all(fn.read_bytes())
+    assert [g.ts_ns for g in got] == [T0, T0 + 1, T0 + 2] and r.error is None

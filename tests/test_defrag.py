@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import struct
 import time
@@ -477,6 +478,19 @@ def test_v6_first_fragment_without_l4_header_passes() -> None:
     assert d.feed(P(f6(8, PAYLOAD[:7], False)), 1.0).kind == "hold"
 
 
+def test_v6_cut_fragment_header() -> None:
+    # 4 bytes of a fragment header with a non-zero offset: nf_ct_frag6_gather cannot pull
+    # the header (-ENOMEM) and the hook drops the packet; with offset 0 and nothing after
+    # it, the "first fragment lacks the L4 header" rule lets it pass.
+    cut = ip6(44, struct.pack("!BBH", 17, 0, 64 | 1))
+    p = P(cut)
+    assert p.frag_hdr_off < 0 and p.proto == 44
+    r = Defrag().feed(p, 1.0)
+    assert r.kind == "dropped" and r.verdict == NF_DROP
+    r = Defrag().feed(P(ip6(44, struct.pack("!BBH", 17, 0, 1))), 1.0)
+    assert r.kind == "pass" and r.reason == R_V6_TRUNCATED_HEAD
+
+
 def test_v6_key_ignores_interface_except_for_link_local_and_multicast() -> None:
     a, b, c = frag6(PAYLOAD[:48], [16, 32])
     d = Defrag()
@@ -612,18 +626,27 @@ def test_random_fragments_and_garbage_never_raise(frags: list[bytes],
 # to the largest fragment size it received, IP*CB(skb)->frag_max_size, so the test
 # reassembles the server's view itself). The same sequences go through statewall's Defrag.
 #
-# Observed on Linux 6.18 (2025, this machine), matching the model in every case:
-#  * overlap: a, x=[8,24) overlapping a -> nothing; then c, a, b -> ONE datagram with the
-#    true bytes: the overlap killed the whole queue and later fragments started a new one
-#    (no "dead queue" memory, x's bytes never used).
+# Observed on Linux 6.18.44 (the machine these tests were written on), matching the model
+# in every case:
+#  * overlap: a, x=[8,24) overlapping a's tail -> nothing; then c, a, b -> ONE datagram with
+#    the true bytes: the overlap killed the whole queue and later fragments started a new
+#    one (no "dead queue" memory; x's bytes never used).
 #  * a fragment exactly covering two out-of-order fragments (b, a, ab) is an overlap, not a
 #    duplicate: c alone then completes nothing; a, b again complete it.
 #  * duplicates a, a, b, c -> forwarded once.
 #  * bad last fragment (ends below queued data): IPv4 discards the queue (c then completes
 #    nothing); IPv6 drops only that fragment (c completes the datagram).
 #  * ipfrag_max_dist: 64 other fragments from the source between a and b -> a purged,
-#    nothing forwarded until a is resent; 63 -> forwarded.
-#  * IPv6 atomic fragment: forwarded without its fragment header.
+#    nothing forwarded; 63 -> forwarded.
+#  * IPv6 atomic fragment: forwarded without its fragment header. A first fragment without
+#    the whole UDP header and a non-last fragment whose length is no multiple of 8 are
+#    forwarded unchanged (the latter's queue is gone); a cut fragment header is dropped.
+#  * the u8 prev_nhoff in find_prev_fhdr: with the header before the fragment header at
+#    byte 304 the kernel patches byte 48 - byte-identical to the model's output.
+#  * timers: ipfrag_time / frag6 timeout run from the first fragment; on expiry fw sends
+#    ICMPv6 time exceeded (code 1) to the source, no ICMP for IPv4 (forwarded traffic).
+#  * DF on the reassembled datagram iff the largest fragment had DF; Not-ECT + ECT dropped;
+#    CE + ECT -> CE.
 #  * /proc/net/sockstat "FRAG: memory" after one queued IPv4 fragment of n bytes sent via
 #    AF_PACKET == 200 + skb_truesize(n) for every size tried.
 
@@ -842,16 +865,18 @@ def test_kernel_v6_fragments_passed_unreassembled(lab: _Lab) -> None:
     a = f6(0, PAYLOAD[:16], True, ident=0x6202, nh=59, src=s, dst=d)
     odd = f6(16, PAYLOAD[16:29], True, ident=0x6202, nh=59, src=s, dst=d)
     c = f6(32, PAYLOAD[32:48], False, ident=0x6202, nh=59, src=s, dst=d)
+    # a fragment header cut after 4 bytes (offset 8): dropped
+    cut = ip6(44, struct.pack("!BBH", 59, 0, 8 | 1), src=s, dst=d)
     lab.frames(lab.rx, 0.0)
-    lab.send([trunc, a, odd, c])
+    lab.send([trunc, a, odd, c, cut])
     got = lab.frames(lab.rx, 0.3)
     assert got == [_hop(trunc), _hop(odd)]
     d6 = lab.model
     now = time.monotonic()
-    rs = [d6.feed(P(b), now) for b in (trunc, a, odd, c)]
+    rs = [d6.feed(P(b), now) for b in (trunc, a, odd, c, cut)]
     assert [(r.kind, r.reason) for r in rs] == [
         ("pass", R_V6_TRUNCATED_HEAD), ("hold", None), ("pass", R_V6_NOT_MULTIPLE_8),
-        ("hold", None)]
+        ("hold", None), ("dropped", "malformed fragment")]
     assert [p.buf for p in rs[2].discarded] == [a]
 
 
@@ -908,3 +933,49 @@ def test_kernel_timeouts_and_icmp(lab: _Lab) -> None:
         assert icmp[0][48:48 + len(a6)] == a6[:len(icmp[0]) - 48]   # quotes the fragment
     finally:
         lab.tp.sysctl("fw", dict(saved))
+
+
+def test_kernel_v4_df_and_ecn_of_reassembled_datagram(lab: _Lab) -> None:
+    # DF survives only when the largest fragment had it; Not-ECT mixed with ECT fails;
+    # CE with ECT gives CE. fw re-fragments the datagram along the original pieces
+    # (ip_fraglist_init/prepare rewrite frag_off, so DF never shows on the wire): DF is
+    # read by an nft counter in fw's forward hook, the TOS from the forwarded pieces.
+    if shutil.which("nft") is None:
+        pytest.skip("nft not installed")
+    s, d = lab.src4, lab.dst4
+    lab.tp.run("fw", ["nft", "-f", "-"], input=(
+        "table ip dfchk {\n chain f {\n  type filter hook forward priority 0;\n"
+        "  ip frag-off & 0x4000 != 0 counter\n }\n}\n"))
+
+    def df_count() -> int:
+        out = lab.tp.run("fw", ["nft", "list", "table", "ip", "dfchk"]).stdout
+        return int(out.split("counter packets")[1].split()[0])
+
+    try:
+        seg = udp(PAYLOAD[:40], s, d)
+        cases = [  # (per-fragment (df, tos), expected (DF bit, tos) or None = dropped)
+            (((True, 0), (True, 0), (True, 0)), (0x40, 0)),
+            (((True, 0), (False, 0), (True, 0)), (0, 0)),
+            (((False, 2), (False, 0), (False, 2)), None),
+            (((False, 2), (False, 3), (False, 1)), (0, 3)),
+        ]
+        for n, (flags, want) in enumerate(cases):
+            ident = 0x5400 + n
+            frags = [ip4(seg[a:b], fo=a, mf=b < 48, df=df, tos=tos, ident=ident, src=s,
+                         dst=d)
+                     for (a, b), (df, tos) in zip(((0, 8), (8, 40), (40, 48)), flags)]
+            r = [lab.model.feed(P(f), time.monotonic()) for f in frags][-1]
+            before = df_count()
+            lab.frames(lab.rx, 0.0)
+            lab.send(frags)
+            got = [ip for ip in lab.frames(lab.rx, 0.3)
+                   if ip[4:6] == ident.to_bytes(2, "big")]
+            if want is None:
+                assert r.kind == "dropped" and r.reason == R_ECN and got == []
+                continue
+            assert r.kind == "complete" and r.data is not None
+            assert (r.data[6] & 0x40, r.data[1]) == want
+            assert got and {ip[1] for ip in got} == {want[1]}
+            assert (df_count() - before) == (1 if want[0] else 0)
+    finally:
+        lab.tp.run("fw", ["nft", "delete", "table", "ip", "dfchk"], check=False)

@@ -92,9 +92,21 @@ def test_replay_matches_kernel(name: str) -> None:
         for key in ("fw_ipv4", "fw_ipv6"):
             if iface.get(key):
                 local.add(ipaddress.ip_address(iface[key]).packed)
+    snaps = sorted((sn for sn in rec.get("snapshots", []) if "conntrack" in sn and sn.get("ts")),
+                   key=lambda sn: sn["ts"])
+
+    def check_snapshots(until: float) -> None:
+        while snaps and snaps[0]["ts"] <= until:
+            snap = snaps.pop(0)
+            ours, _ = r.table(snap["ts"])
+            diff = same_table(ours, snap["conntrack"], 2)
+            if diff:
+                problems.append(f"snapshot {snap.get('label')}: {diff}")
+
     for frame in frames:
         n += 1
         k = packets[n]
+        check_snapshots(frame.ts)
         off = l3_offset(frame.linktype, frame.data)[0]
         pkt = decode_ip(frame.data[off:])
         pkt.iface = frame.iface_name
@@ -128,13 +140,8 @@ def test_replay_matches_kernel(name: str) -> None:
                 diff = same_table(ours_proc, k["proc"], 4)
                 if diff:
                     problems.append(f"{where}: /proc {diff}")
-    for snap in rec.get("snapshots", []):
-        if "conntrack" in snap and snap.get("ts"):
-            ours, _ = r.table(snap["ts"])
-            diff = same_table(ours, snap["conntrack"], 2)
-            if diff:
-                problems.append(f"snapshot {snap.get('label')}: {diff}")
     final = rec["final"]
+    check_snapshots(final["ts"])
     ours, ours_proc = r.table(final["ts"])
     diff = same_table(ours, final["conntrack"], 2)
     if diff:

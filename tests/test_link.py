@@ -35,8 +35,8 @@ def roundtrip(linktype: int, frame: bytes, ip: bytes) -> tuple[int, int, int, in
 
 
 def test_ethernet_ipv4_ipv6() -> None:
-    assert roundtrip(1, bytes(Ether(**UNICAST, type=0x800) / IP4), IP4) == (14, ETH_P_IP, PACKET_UNKNOWN,
-                                                                 -1, -1)
+    f = bytes(Ether(**UNICAST, type=0x800) / IP4)
+    assert roundtrip(1, f, IP4) == (14, ETH_P_IP, PACKET_UNKNOWN, -1, -1)
     assert roundtrip(1, bytes(Ether(**UNICAST, type=0x86DD) / IP6), IP6)[:2] == (14, ETH_P_IPV6)
 
 
@@ -153,3 +153,19 @@ def test_random_frames_only_parse_error(lt: int, data: bytes) -> None:
         return
     assert 0 <= off <= len(data)
     assert pkttype == PACKET_UNKNOWN or 0 <= pkttype < 0x10000  # SLL: 16-bit field
+
+
+def test_every_prefix_of_a_frame_fails_cleanly() -> None:
+    frames = [
+        (1, bytes(Ether(**UNICAST) / Dot1AD(vlan=7) / Dot1Q(vlan=9, type=0x800) / IP4)),
+        (113, bytes(CookedLinux(pkttype=0, proto=0x86DD) / IP6)),
+        (276, bytes(CookedLinuxV2(proto=0x0800, ifindex=2) / IP4)),
+        (0, struct.pack("<I", 2) + IP4),
+    ]
+    for lt, frame in frames:
+        off = l3_offset(lt, frame)[0]
+        decode_ip(frame[off:])
+        for i in range(len(frame)):
+            with pytest.raises(ParseError):
+                off = l3_offset(lt, frame[:i])[0]
+                decode_ip(frame[off:i])

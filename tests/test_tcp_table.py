@@ -157,10 +157,10 @@ class Flow:
     -> confirm. ``o``/``r`` send from A / from B and return the packet's ctstate name."""
 
     def __init__(self, settings: Settings | None = None, v6: bool = False,
-                 **sysctls: int) -> None:
+                 profile: str = "linux", tcp: Any = None, **sysctls: int) -> None:
         if settings is None:
-            settings = Settings("linux", [(k, str(v)) for k, v in sysctls.items()])
-        self.tcp = T.Tcp()
+            settings = Settings(profile, [(k, str(v)) for k, v in sysctls.items()])
+        self.tcp = T.Tcp() if tcp is None else tcp
         self.tr: Any = FakeTracker(settings)
         self.ct: Conn | None = None
         self.flipped = False        # the live entry's ORIGINAL is B -> A
@@ -233,7 +233,7 @@ class Flow:
         ct = self.ct
         if ct is None or ct.status & IPS_DYING:
             return "(none)"
-        return T.TCP_CONNTRACK_NAMES[ct.state]
+        return str(self.tcp.state_name(ct))
 
     @property
     def left(self) -> float:
@@ -520,3 +520,107 @@ def test_memory_per_connection() -> None:
     # the whole TCP state of a connection is one array: no int objects behind it
     assert sys.getsizeof(f.ct.l4) < 400
     assert len(f.ct.l4) == T.L4_SIZE
+
+
+# --- checksum helpers (packet/checksum.py) ------------------------------------------------------
+
+def _naive_sum(data: bytes) -> int:
+    if len(data) & 1:
+        data += b"\x00"
+    s = 0
+    for i in range(0, len(data), 2):
+        s += (data[i] << 8) | data[i + 1]
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def test_ones_sum_matches_rfc1071() -> None:
+    from hypothesis import given, settings, strategies as st
+
+    from statewall.packet import checksum as C
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=300), st.integers(0, 10))
+    def check(data: bytes, start: int) -> None:
+        assert C.ones_sum(data, start) == _naive_sum(data[start:])
+        assert C.inet_checksum(data) == ~_naive_sum(data) & 0xFFFF
+    check()
+    assert C.ones_sum(b"") == 0 and C.ones_sum(b"\x00" * 9) == 0
+    assert C.ones_sum(b"\xff\xff") == 0xFFFF and C.ones_sum(b"\xff\xfe\x00\x01") == 0xFFFF
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_l4_checksum_agrees_with_scapy(v6: bool) -> None:
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.packet import raw
+
+    from statewall.packet.checksum import l4_checksum, l4_checksum_ok
+    net = IPv6(src="2001:db8::1", dst="2001:db8::2") if v6 else IP(src="192.0.2.1",
+                                                                   dst="203.0.113.9")
+    for l4, proto in ((TCP(sport=1, dport=2, flags="PA", seq=7, options=[("MSS", 1460)]), 6),
+                      (UDP(sport=53, dport=1053), 17)):
+        for payload in (b"", b"a", b"hello world!!"):
+            buf = raw(net / l4 / payload)
+            pkt = packet_from(buf) if proto == 6 else None
+            off = 40 if v6 else 20
+            src, dst = (buf[8:24], buf[24:40]) if v6 else (buf[12:16], buf[16:20])
+            assert l4_checksum_ok(buf, off, src, dst, proto)
+            csum_at = off + (16 if proto == 6 else 6)
+            stored = int.from_bytes(buf[csum_at:csum_at + 2], "big")
+            zeroed = buf[:csum_at] + b"\x00\x00" + buf[csum_at + 2:]
+            assert l4_checksum(zeroed, off, src, dst, proto) == stored
+            bad = buf[:-1] + bytes([buf[-1] ^ 1]) if payload else zeroed
+            assert not l4_checksum_ok(bad, off, src, dst, proto) or stored == 0
+            if pkt is not None:
+                assert T.Tcp().error(FakeTracker(), pkt, NF_INET_PRE_ROUTING, 0.0) == CONTINUE
+
+
+def test_checksum_incremental_update() -> None:
+    from statewall.packet.checksum import inet_checksum, update
+    data = bytearray(b"\x45\x00\x00\x54\x12\x34\x40\x00\x40\x06\x00\x00\xc0\x00\x02\x01"
+                     b"\xc6\x33\x64\x01")
+    c = inet_checksum(data)
+    new = bytes([203, 0, 113, 7])
+    c2 = update(c, data[16:20], new)
+    data[16:20] = new
+    assert c2 == inet_checksum(data)
+
+
+# --- TCP options (packet/tcpopt.py) ---------------------------------------------------------------
+
+def test_option_scans_follow_the_kernel() -> None:
+    from statewall.packet.tcpopt import highest_sack, parse_options, wscale_sackperm
+    syn = opts(mss=1460, wscale=7, sack_perm=True, ts=(1, 2))
+    assert wscale_sackperm(syn, 0, len(syn)) == (7, True)
+    assert wscale_sackperm(b"\x03\x03\x0f\x01", 0, 4) == (14, False)        # capped
+    assert wscale_sackperm(b"\x03\x04\x07\x00", 0, 4) == (-1, False)        # wrong size
+    assert wscale_sackperm(b"\x00\x04\x02\x03\x03\x07", 0, 6) == (-1, False)  # EOL first
+    assert wscale_sackperm(b"\x08\x01\x04\x02", 0, 4) == (-1, False)        # silly size ends
+    assert wscale_sackperm(b"\x04\x02\x03\x03", 0, 4) == (-1, True)         # partial wscale
+    assert wscale_sackperm(b"\x01\x04\x02", 0, 3) == (-1, True)
+    assert wscale_sackperm(b"\x01\x04", 0, 2) == (-1, False)                # no length byte
+    assert wscale_sackperm(b"\x01\x04\x02", 0, 2) == (-1, False)           # area ends first
+    assert wscale_sackperm(b"\x03\x03\x02\x03\x03\x05", 0, 6) == (5, False)  # later wins
+    # SACK: the first well-formed SACK option only, highest edge in sequence order
+    blocks = opts(sack=((10, 20), (30, 0xFFFFFFF0), (5, 40)))
+    assert highest_sack(blocks, 0, len(blocks), 25) == 40     # 0xFFFFFFF0 is before 25
+    # greedy in block order, like the kernel: 20 is after 0xFFFFFF00, then 40 after 20
+    assert highest_sack(blocks, 0, len(blocks), 0xFFFFFF00) == 40
+    one = opts(sack=((30, 0xFFFFFFF0),))
+    assert highest_sack(one, 0, len(one), 0xFFFFFF00) == 0xFFFFFFF0
+    assert highest_sack(blocks, 0, len(blocks), 0x70000000) == 0x70000000   # none after it
+    wrap = opts(sack=((1, 0x10),))
+    assert highest_sack(wrap, 0, len(wrap), 0xFFFFFFF0) == 0x10              # mod 2**32
+    ts_only = opts(ts=(1, 2))
+    assert len(ts_only) == 12 and highest_sack(ts_only, 0, 12, 99) == 99
+    bad = bytes([5, 9]) + bytes(7) + opts(sack=((1, 500),))                 # size 9: skipped
+    assert highest_sack(bad, 0, len(bad), 3) == 500
+    two = opts(sack=((1, 100),)) + opts(sack=((1, 900),))
+    assert highest_sack(two, 0, len(two), 3) == 100
+    p = parse_options(opts(mss=1460, wscale=20, sack_perm=True, ts=(7, 8),
+                           sack=((1, 2), (3, 4))) + b"\xfe\x04\x00\x00", 0, 44)
+    assert (p.mss, p.wscale, p.wscale_raw, p.sack_perm, p.ts) == (1460, 14, 20, True, (7, 8))
+    assert p.sack == [(1, 2), (3, 4)] and p.unknown == [254] and not p.truncated
+    assert parse_options(b"\x02\x04\x05", 0, 3).truncated
+    assert parse_options(b"\x02", 0, 5).truncated

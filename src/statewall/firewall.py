@@ -14,7 +14,7 @@ from typing import Final
 from .conntrack.conn import Conn
 from .conntrack.core import VERDICT_DROP, Tracker
 from .conntrack.defrag import Defrag
-from .conntrack.proto.base import NF_INET_PRE_ROUTING
+from .conntrack.proto.base import NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
 from .conntrack.sysctl import Settings
 from .packet.decode import decode_ip
 from .packet.packet import Packet, ParseError
@@ -28,7 +28,7 @@ class Decision:
     """What happened to one packet. ``pkt`` is the packet conntrack saw (the reassembled
     datagram when this fragment completed one), or None when it never got that far."""
 
-    __slots__ = ("verdict", "pkt", "reason", "ct", "ctinfo", "fragments")
+    __slots__ = ("verdict", "pkt", "reason", "ct", "ctinfo", "fragments", "discarded")
 
     def __init__(self, verdict: str, pkt: Packet | None, reason: str | None = None) -> None:
         self.verdict = verdict
@@ -37,6 +37,7 @@ class Decision:
         self.ct: Conn | None = None
         self.ctinfo = 0
         self.fragments = 0        # fragments merged into pkt (0: not reassembled)
+        self.discarded = 0        # earlier held fragments thrown away by this packet
 
 
 class Firewall:
@@ -54,23 +55,32 @@ class Firewall:
         tracker = self.tracker
         tracker.expire(now)
         merged = 0
-        if pkt.frag_hdr_off >= 0 or pkt.mf or pkt.fragoff:
-            res = self.defrag.feed(pkt, now)
+        discarded = 0
+        if pkt.mf or pkt.fragoff or pkt.frag_hdr_off >= 0 or pkt.proto == 44:
+            res = self.defrag.feed(pkt, now, 1 if hook == NF_INET_LOCAL_OUT else 0)
             kind = res.kind
+            discarded = len(res.discarded)
             if kind == "hold":
-                return Decision(HOLD, None, res.reason or "fragment queued for reassembly")
+                d = Decision(HOLD, None, res.reason or "fragment queued for reassembly")
+                d.discarded = discarded
+                return d
             if kind == "dropped":
-                return Decision(DROP, None, f"defragmentation: {res.reason}")
+                d = Decision(DROP, None, f"defragmentation: {res.reason}")
+                d.discarded = discarded
+                return d
             if kind == "complete":
                 assert res.data is not None
                 try:
                     whole = decode_ip(res.data)
                 except ParseError as e:
                     return Decision(DROP, None, f"reassembled datagram: {e.reason}")
+                head = res.fragments[0]
                 whole.iface = pkt.iface
                 whole.ts = pkt.ts
+                whole.mark = head.mark
                 merged = res.count
                 pkt = whole
+            # "pass": not reassembled (IPv6 cases the kernel lets through); tracked as is
         if tracker.conntrack_in(pkt, now, hook) == VERDICT_DROP:
             tracker.release(pkt)
             d = Decision(DROP, pkt, pkt.reason)

@@ -214,10 +214,9 @@ def _one(fw: Firewall, host: HostModel, rec: Any, n: int, ts: float) -> dict[str
     try:
         off, ethertype, _pkttype, ifindex, _vlan = l3_offset(rec.linktype, frame)
     except ParseError as e:
-        line = {"n": n, "ts": round(ts, 6), "iface": iface, "verdict": "DROP",
+        return {"n": n, "ts": round(ts, 6), "iface": iface, "verdict": "DROP",
                 "ctstate": None, "dir": None, "conntrack": None,
                 "reason": f"unreadable link-layer frame: {e.reason}"}
-        return line
     if iface is None and ifindex >= 0:
         iface = f"if{ifindex}"
     line: dict[str, Any] = {"n": n, "ts": round(ts, 6), "iface": iface}
@@ -246,6 +245,8 @@ def _trace(fw: Firewall, d: Decision, line: dict[str, Any], now: float) -> dict[
     line["verdict"] = d.verdict
     if d.verdict == HOLD or d.pkt is None:
         line.update(ctstate=None, dir=None, conntrack=None, reason=d.reason)
+        if d.discarded:
+            line["discarded_fragments"] = d.discarded
         return line
     pkt = d.pkt
     ct = pkt.ct
@@ -259,6 +260,8 @@ def _trace(fw: Firewall, d: Decision, line: dict[str, Any], now: float) -> dict[
     line["reason"] = d.reason if (d.verdict != "ACCEPT" or ct is None) else None
     if d.fragments:
         line["reassembled"] = d.fragments
+    if d.discarded:
+        line["discarded_fragments"] = d.discarded
     return line
 
 

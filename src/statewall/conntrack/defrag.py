@@ -79,8 +79,8 @@ kernel, see tests/test_defrag.py):
   every fragment is refused, even for an existing queue, while the usage is *above*
   high_thresh (``inet_frag_find``); a threshold of 0 refuses everything. Since 4.17 there
   is no evictor: ``*_low_thresh`` is unused and queues leave only by completion, failure
-  or timeout. Usage = per queue the slab object (``ipq`` 200 bytes as measured in
-  /proc/slabinfo on 6.18; ``frag_queue`` taken as 184) + per queued fragment the skb
+  or timeout. Usage = per queue the slab object (``ipq`` 200 bytes, ``frag_queue`` 184:
+  the ip4-frags / nf-frags slab object sizes on 6.18) + per queued fragment the skb
   ``truesize``, approximated by ``skb_truesize()`` (what an skb built by AF_PACKET with 16
   bytes of headroom and a 14-byte Ethernet header gets; /proc/net/sockstat ``FRAG: memory``
   matched it exactly for veth on 6.18). A real NIC's page-fragment truesize differs; the
@@ -143,8 +143,8 @@ _OK: Final = 0
 _DUP: Final = 1
 _OVERLAP: Final = 2
 
-# Memory accounting. Queue objects: sizeof(struct ipq) = 200 (ip4-frags slab objsize on
-# 6.18); struct frag_queue is the same inet_frag_queue plus iif/nhoffset/ecn.
+# Memory accounting. Queue objects: sizeof(struct ipq) = 200, sizeof(struct frag_queue) =
+# 184 (the ip4-frags and nf-frags slab object sizes in /sys/kernel/slab on 6.18).
 QSIZE_V4: Final = 200
 QSIZE_V6: Final = 184
 _SKB_OVERHEAD: Final = 256       # SKB_DATA_ALIGN(sizeof(struct sk_buff))
@@ -357,8 +357,8 @@ class Defrag:
     # -- public -----------------------------------------------------------------------
     def feed(self, pkt: Packet, now: float, user: int = 0) -> DefragResult:
         """Run one packet through the defrag hook (see the module header)."""
-        if not (pkt.mf or pkt.fragoff) and pkt.frag_hdr_off < 0:
-            return PASS
+        if not (pkt.mf or pkt.fragoff) and pkt.frag_hdr_off < 0 and pkt.proto != 44:
+            return PASS             # (proto 44 without frag_hdr_off: a cut fragment header)
         if pkt.l3num == AF_INET:
             return self._feed4(pkt, now, user)
         if pkt.l3num == AF_INET6:
@@ -454,7 +454,6 @@ class Defrag:
     def _feed4(self, pkt: Packet, now: float, user: int) -> DefragResult:
         fam = self.v4
         buf = pkt.buf
-        fam.counters["ReasmReqds"] += 1
         if len(buf) < 20:
             fam.count(R_MALFORMED)
             return DefragResult(DROPPED_KIND, NF_STOLEN, R_MALFORMED)
@@ -465,6 +464,7 @@ class Defrag:
         fo = buf[6] << 8 | buf[7]
         if not fo & 0x3FFF:                     # ip_is_fragment() says no
             return PASS
+        fam.counters["ReasmReqds"] += 1
         refused = self._refused(fam, NF_STOLEN)
         if refused is not None:
             return refused

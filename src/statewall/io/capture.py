@@ -42,10 +42,11 @@ import os
 from collections.abc import Iterator
 from struct import Struct
 from types import TracebackType
-from typing import IO, BinaryIO, Final, NamedTuple
+from typing import Final, NamedTuple, Protocol
 
 __all__ = [
-    "CaptureError", "Frame", "Interface", "CaptureReader", "open_capture",
+    "CaptureError", "Frame", "Interface", "CaptureReader", "open_capture", "Readable",
+    "Writable",
     "PcapWriter", "PcapngWriter",
     "PCAP_MAGIC_US", "PCAP_MAGIC_NS", "PCAP_MAGIC_MODIFIED", "PCAPNG_SHB",
     "MAX_PCAP_CAPLEN", "MAX_BLOCK_SIZE",
@@ -73,6 +74,18 @@ MAX_PCAP_CAPLEN: Final = 0x40000             # libpcap's largest snapshot length
 MAX_BLOCK_SIZE: Final = 16 * 1024 * 1024     # larger pcapng blocks are taken as corruption
 
 _NS: Final = 1_000_000_000
+
+
+class Readable(Protocol):
+    """What the reader needs of a stream: ``read(n)`` (binary files, pipes, gzip...)."""
+
+    def read(self, size: int = ..., /) -> bytes | None: ...
+
+
+class Writable(Protocol):
+    """What the writers need of a stream."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 class CaptureError(Exception):
@@ -163,7 +176,10 @@ class CaptureReader:
     ``fmt`` is "pcap" or "pcapng"; ``interfaces`` lists the current section's interfaces.
     """
 
-    def __init__(self, f: IO[bytes], name: str | None = None, *, owns_file: bool = False):
+    def __init__(self, f: Readable, name: str | None = None, *, owns_file: bool = False):
+        if isinstance(f, io.RawIOBase):
+            # raw streams (pipes, sockets) may return short reads; buffered ones loop for us
+            f = io.BufferedReader(f)
         self._f = f
         self.name: str = name if name is not None else str(getattr(f, "name", "<stream>"))
         self._owns = owns_file
@@ -210,9 +226,7 @@ class CaptureReader:
 
     # -- plumbing -------------------------------------------------------------------------
     def _read(self, n: int) -> bytes:
-        b = self._f.read(n)
-        if b is None:                             # non-blocking stream with nothing ready
-            b = b""
+        b = self._f.read(n) or b""                # None: non-blocking stream, nothing ready
         self.pos += len(b)
         return b
 
@@ -224,8 +238,11 @@ class CaptureReader:
         self.close()
 
     def close(self) -> None:
+        """Close the file if the reader opened it (``open_capture``)."""
         if self._owns:
-            self._f.close()
+            close = getattr(self._f, "close", None)
+            if close is not None:
+                close()
 
     def __iter__(self) -> Iterator[Frame]:
         it = self._iter_pcap() if self.fmt == "pcap" else self._iter_pcapng()
@@ -252,7 +269,7 @@ class CaptureReader:
         n = 0
         try:
             while True:
-                hdr = read(hlen)
+                hdr = read(hlen) or b""
                 if not hdr:
                     return
                 if len(hdr) < hlen:
@@ -264,7 +281,7 @@ class CaptureReader:
                 if caplen > limit:
                     raise _Damage(pos, f"record length {caplen} exceeds the maximum {limit}"
                                   " (corrupt record header)")
-                data = read(caplen)
+                data = read(caplen) or b""
                 if len(data) < caplen:
                     pos += hlen + len(data)
                     raise _Damage(pos - hlen - len(data), f"truncated record data "
@@ -340,7 +357,7 @@ class CaptureReader:
         st = _STRUCTS[self._e]
         while True:
             bstart = self.pos
-            hdr = fread(8)
+            hdr = fread(8) or b""
             if not hdr:
                 return
             self.pos = pos = bstart + len(hdr)
@@ -358,7 +375,7 @@ class CaptureReader:
             if blen > MAX_BLOCK_SIZE:
                 raise _Damage(bstart, f"block length {blen} exceeds {MAX_BLOCK_SIZE}"
                               f" (block type 0x{btype:08x})")
-            body = fread(blen - 8)
+            body = fread(blen - 8) or b""
             self.pos = pos + len(body)
             if len(body) < blen - 8:
                 raise _Damage(bstart, f"truncated block (type 0x{btype:08x}, "
@@ -381,7 +398,7 @@ class CaptureReader:
                 optoff = 20 + ((caplen + 3) & ~3)
                 if optoff < blen - 12:
                     for code, val in self._options(body, optoff, blen - 12, bstart):
-                        if code == _OPT_EPB_FLAGS and len(val) == 4 and btype == _BT_EPB:
+                        if code == _OPT_EPB_FLAGS and len(val) == 4:   # PB: pack_flags
                             flags = st.u32(val, 0)[0]
                 ts_ns = (tshi << 32 | tslo) * iface.ts_mul // iface.ts_div + iface.ts_offset_ns
                 self.nframes += 1
@@ -420,7 +437,7 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureReader:
 class PcapWriter:
     """Write a classic pcap file: one link type, µs (default) or ns timestamps."""
 
-    def __init__(self, f: BinaryIO | io.RawIOBase | IO[bytes], linktype: int = 1,
+    def __init__(self, f: Writable, linktype: int = 1,
                  snaplen: int = MAX_PCAP_CAPLEN, *, nanosecond: bool = False,
                  big_endian: bool = False) -> None:
         self._f = f
@@ -442,7 +459,7 @@ class PcapWriter:
 class PcapngWriter:
     """Write a pcapng section: SHB, IDBs on demand, EPBs (ns by default, or µs)."""
 
-    def __init__(self, f: BinaryIO | io.RawIOBase | IO[bytes], *, nanosecond: bool = True,
+    def __init__(self, f: Writable, *, nanosecond: bool = True,
                  big_endian: bool = False, userappl: str = "statewall") -> None:
         self._f = f
         self._e = e = ">" if big_endian else "<"

@@ -3,7 +3,7 @@
 Owns: an NFQUEUE listener inside a peer namespace (rule: mangle POSTROUTING -o eth0 ->
 NFQUEUE, with --queue-bypass so nothing hangs if the listener is gone) that accepts each
 packet the peer's stack sends no sooner than ``delay`` after it was queued and ``gap`` after
-the previous one.  A request crossing fw and the peer's immediate answer therefore reach fw
+the previous one (of either peer, when they share a ``Schedule``).  A request crossing fw and the peer's immediate answer therefore reach fw
 at least ``delay`` apart, and back-to-back segments ``gap`` apart.  (The kernel on this
 machine has no sch_netem; HTB/TBF cannot delay the first packet after idle.)
 Must not know: fw, conntrack, scenarios.  Crafted packets injected with AF_PACKET never
@@ -47,17 +47,27 @@ def _attr(atype: int, payload: bytes) -> bytes:
     return struct.pack("=HH", ln, atype) + payload + bytes((-ln) % 4)
 
 
+class Schedule:
+    """Release times shared by the delay lines of both peers, so that packets from the two
+    sides are also ``gap`` apart when they reach fw."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last = 0.0
+
+
 class DelayLine:
     """Delays everything ``side``'s stack sends out of its veth (see module doc)."""
 
     def __init__(self, topo: Topology, side: Side, *, delay: float = 0.15, gap: float = 0.1,
-                 queue: int = 3) -> None:
+                 queue: int = 3, schedule: Schedule | None = None) -> None:
         self.topo = topo
         self.side = side
         self.delay = delay
         self.gap = gap
         self.queue = queue
         self.passed = 0
+        self.schedule = schedule or Schedule()
         self._seq = 0
         self._stop = threading.Event()
         self._pending: deque[tuple[float, int]] = deque()
@@ -92,7 +102,6 @@ class DelayLine:
                     raise OSError(-err, f"NFQUEUE config of queue {self.queue} failed")
 
     def _loop(self) -> None:
-        last_release = 0.0
         while not self._stop.is_set():
             timeout = 0.05
             if self._pending:
@@ -106,8 +115,9 @@ class DelayLine:
                         break
                     now = time.monotonic()
                     for pid in self._packet_ids(buf):
-                        release = max(now + self.delay, last_release + self.gap)
-                        last_release = release
+                        with self.schedule.lock:
+                            release = max(now + self.delay, self.schedule.last + self.gap)
+                            self.schedule.last = release
                         self._pending.append((release, pid))
             now = time.monotonic()
             while self._pending and self._pending[0][0] <= now:

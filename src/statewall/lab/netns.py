@@ -352,10 +352,11 @@ class Topology:
         return self
 
     def _build(self, live_peers: bool, extra_v6: list[str], offloads_off: bool) -> None:
-        for role in ("client", "fw", "server"):
+        roles: tuple[Role, ...] = ("client", "fw", "server")
+        for role in roles:
             subprocess.run(["ip", "netns", "add", self.ns[role]], check=True,
                            capture_output=True)
-        for role in ("client", "fw", "server"):
+        for role in roles:
             # No DAD (addresses usable at once), no RA/RS, lo up.
             self.sysctl(role, {"net.ipv6.conf.all.accept_dad": 0,
                                "net.ipv6.conf.default.accept_dad": 0,
@@ -419,12 +420,18 @@ class Topology:
         self._wait_carrier()
 
     def _peer_firewall(self, ep: Endpoint, live: bool) -> None:
-        """Peers never send MLD/RS; silent peers do not process or send anything at all."""
-        v4 = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]",
-              f":OUTPUT {'ACCEPT' if live else 'DROP'} [0:0]", "COMMIT"]
-        v6 = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]",
-              f":OUTPUT {'ACCEPT' if live else 'DROP'} [0:0]",
-              "-A OUTPUT -d ff00::/8 -j DROP", "COMMIT"]
+        """What the peers' own stacks may send: only to the documentation ranges (a program
+        that tries anything else, e.g. a resolver lookup, gets EPERM), never MLD/RS; silent
+        peers neither process nor send anything at all."""
+        if live:
+            out4 = [f"-A OUTPUT -d {net} -j ACCEPT" for net in CLIENT_SIDE_V4 + SERVER_SIDE_V4]
+            out6 = ["-A OUTPUT -d 2001:db8::/32 -j ACCEPT"]
+        else:
+            out4 = out6 = []
+        v4 = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT DROP [0:0]",
+              "-A OUTPUT -o lo -j ACCEPT", *out4, "COMMIT"]
+        v6 = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT DROP [0:0]",
+              "-A OUTPUT -o lo -j ACCEPT", *out6, "COMMIT"]
         if not live:
             raw = ["*raw", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
                    "-A PREROUTING -j DROP", "COMMIT"]
@@ -435,7 +442,8 @@ class Topology:
 
     def _disable_offloads(self) -> None:
         for ep in (self.client, self.server):
-            for role, ifname in ((ep.side, ep.ifname), ("fw", ep.fw_ifname)):
+            ends: tuple[tuple[Role, str], ...] = ((ep.side, ep.ifname), ("fw", ep.fw_ifname))
+            for role, ifname in ends:
                 with self.socket(role, socket.AF_INET, socket.SOCK_DGRAM) as s:
                     for cmd in _ETHTOOL_OFFLOAD_SETTERS:
                         _ethtool_set(s, ifname, cmd, 0)

@@ -90,9 +90,9 @@ def parse(buf: bytes, *, _depth: int = 0) -> PacketInfo | None:
         src = str(ipaddress.IPv4Address(buf[12:16]))
         dst = str(ipaddress.IPv4Address(buf[16:20]))
         proto = buf[9]
-        frag = int.from_bytes(buf[4:6], "big") if (off or more) else None
+        fid = int.from_bytes(buf[4:6], "big") if (off or more) else None
         l4 = buf[ihl:total] if off == 0 else b""
-        return _l4(4, src, dst, proto, total, frag, off, more, l4, _depth)
+        return _l4(4, src, dst, proto, total, fid, off, more, l4, _depth)
     if version == 6 and len(buf) >= 40:
         total = 40 + int.from_bytes(buf[4:6], "big")
         src = str(ipaddress.IPv6Address(buf[8:24]))

@@ -31,13 +31,14 @@ from typing import Any, Final
 
 from statewall.lab import kernelstate, pktinfo
 from statewall.lab.capture import Capture, Frame
-from statewall.lab.delayline import DelayLine
+from statewall.lab.delayline import DelayLine, Schedule
 from statewall.lab.kernelstate import EventLog, TableSnapshot
 from statewall.lab.netns import (FW_CLIENT_IF, FW_SERVER_IF, Endpoint, LabError, Topology,
                                  is_doc_address)
 from statewall.lab.nflog import NflogReader, NflogRecord, observe_ruleset
 from statewall.lab.pcapng import DIR_INBOUND, write_pcapng
-from statewall.lab.scenario import Run, Scenario, Send, Sleep, Snapshot
+from statewall.lab.scenario import (Run, Scenario, Send, Sleep, Snapshot, is_ethernet, l3_bytes,
+                                    packet_bytes)
 
 FORMAT: Final = "statewall-kernel-recording/1"
 NFLOG_GROUP: Final = 7
@@ -52,9 +53,9 @@ def _mac(s: str) -> bytes:
 
 def frame_for(packet: object, ep: Endpoint) -> bytes:
     """The Ethernet frame to inject from ``ep`` for a scenario packet."""
-    if getattr(packet, "name", None) == "Ethernet":
-        return bytes(packet)  # type: ignore[call-overload]
-    l3 = bytes(packet) if not isinstance(packet, (bytes, bytearray)) else bytes(packet)  # type: ignore[call-overload]
+    if is_ethernet(packet):
+        return packet_bytes(packet)
+    l3 = packet_bytes(packet)
     if not l3 or l3[0] >> 4 not in (4, 6):
         raise ValueError(f"packet does not start with an IPv4/IPv6 header: {l3[:20].hex()}")
     ethertype = b"\x08\x00" if l3[0] >> 4 == 4 else b"\x86\xdd"
@@ -143,8 +144,9 @@ class Recording:
             out = fwd_of.get(idx)
             p["forwarded"] = out is not None
             p["out_iface"] = out
-            batch = snap_of.get(idx)
-            if batch is not None:
+            found = snap_of.get(idx)
+            if found is not None:
+                batch = found
                 later = [t for t in ts_list if f.ts_ns < t <= batch.snap.end_ns]
                 p["step"] = batch.step
                 p["snapshot_ts"] = round(batch.snap.start_ns / 1e9, 6)
@@ -177,7 +179,7 @@ class Recording:
             cands = by_key.get(((rec.ts_ns or 0) // 1000, indev), [])
             cands = [i for i in cands if i not in out]
             exact = [i for i in cands if frames[i].l3 == rec.payload]
-            pick = (exact or cands or [None])[0]
+            pick: int | None = (exact or cands)[0] if (exact or cands) else None
             if pick is None:  # no timestamp: fall back to identical bytes
                 pick = next((i for i, f in ingress if i not in out and f.l3 == rec.payload
                              and f.iface == indev), None)
@@ -202,15 +204,18 @@ class Recording:
                     used.add(j)
                     out[idx] = g.iface
                     break
-        # Fragments may leave re-fragmented differently: same datagram (src, dst, id).
+        # Re-fragmented on output: same addresses and offset (IPv4 keeps the fragment id,
+        # IPv6 picks a new one), leaving after the fragment came in.
         for idx, f in ingress:
             info = pktinfo.parse(f.l3)
             if idx in out or info is None or not info.is_fragment:
                 continue
             for j, g in egress:
                 gi = pktinfo.parse(g.l3)
-                if (j > idx and gi is not None and (gi.src, gi.dst, gi.frag_id)
-                        == (info.src, info.dst, info.frag_id)):
+                if (j > idx and j not in used and gi is not None and gi.is_fragment
+                        and (gi.src, gi.dst, gi.frag_offset) == (info.src, info.dst,
+                                                                  info.frag_offset)
+                        and (gi.version == 6 or gi.frag_id == info.frag_id)):
                     out[idx] = g.iface
                     used.add(j)
                     break
@@ -289,6 +294,7 @@ class _Session:
         self.programs: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.step_no = 0
+        self.injected: dict[int, bytes] = {}  # capture index -> the frame we sent
         self.inject: dict[str, socket.socket] = {}
         for ep in (topo.client, topo.server):
             s = topo.socket(ep.side, socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -363,6 +369,12 @@ class _Session:
         seen = lambda: self.cap.wait_for(start, timeout=0.0)  # noqa: E731
         if not self.cap.wait_for(start, timeout=2.0):
             self.warnings.append(f"step {self.step_no}: injected packet never reached fw")
+        else:
+            frames = self.cap.snapshot()
+            idx = next((i for i in range(start, len(frames)) if not frames[i].outgoing
+                        and frames[i].iface == ep.fw_ifname), None)
+            if idx is not None:
+                self.injected[idx] = frame
         quiet = 0.3 if self.scn.is_live else 0.0
         self.observe(t0 + step.delay, need=seen, quiet=quiet)
 
@@ -394,7 +406,8 @@ class _Session:
             if p.poll() is None:
                 self.topo.stop(p)
             out, err = p.communicate()
-            self.programs.append({"step": self.step_no, "role": role, "argv": p.args[4:],
+            self.programs.append({"step": self.step_no, "role": role,
+                                  "argv": list(p.args)[4:],  # type: ignore[arg-type]
                                   "returncode": p.returncode,
                                   "stdout": out.decode(errors="replace")[-2000:],
                                   "stderr": err.decode(errors="replace")[-2000:]})
@@ -408,14 +421,9 @@ def _clean_save(text: str) -> list[str]:
 def scenario_v6_addresses(scn: Scenario) -> set[str]:
     addrs: set[str] = set()
     for step in scn.steps:
-        if isinstance(step, Send) and not isinstance(step.packet, (bytes, bytearray)):
-            raw = bytes(step.packet)  # type: ignore[call-overload]
-            l3 = raw[14:] if getattr(step.packet, "name", None) == "Ethernet" else raw
-        elif isinstance(step, Send):
-            l3 = bytes(step.packet)
-        else:
+        if not isinstance(step, Send):
             continue
-        info = pktinfo.parse(l3)
+        info = pktinfo.parse(l3_bytes(step.packet))
         for p in (info, info.inner if info else None):
             if p is not None and p.version == 6:
                 addrs.update((p.src, p.dst))
@@ -453,7 +461,8 @@ def record(scn: Scenario, *, prefix: str | None = None, log: Log | None = None) 
         if saved["ipv6"] == saved["ipv4"]:
             saved["ipv6"] = "same as ipv4"
         if scn.is_paced:
-            delays = [DelayLine(topo, "client"), DelayLine(topo, "server")]
+            shared = Schedule()
+            delays = [DelayLine(topo, side, schedule=shared) for side in ("client", "server")]
         ifindex = topo.ifindexes("fw")
         cap = Capture(topo.socket("fw", *Capture.open_socket_args()), FW_IFACES).start()
         nfl = NflogReader(topo.socket("fw", *NflogReader.open_socket_args()),
@@ -469,6 +478,16 @@ def record(scn: Scenario, *, prefix: str | None = None, log: Log | None = None) 
         events = None
         frames = cap.stop()
         cap = None
+        for idx, sent in session.injected.items():
+            # The packet socket's copy shares data with the skb until we read it; in-place
+            # rewrites (IPv6 re-fragmentation writes the new fragment id into the original
+            # fragments) can show through.  What entered fw is what we injected.
+            if frames[idx].data != sent:
+                session.warnings.append(
+                    f"capture of the frame injected at {frames[idx].ts_ns} was rewritten by "
+                    "the kernel after the tap (in-place re-fragmentation); recorded the "
+                    "injected bytes instead")
+                frames[idx] = Frame(frames[idx].ts_ns, frames[idx].iface, False, sent)
         records = nfl.stop()
         warnings = list(session.warnings)
         if nfl.errors:

@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal, SupportsBytes, Union
 
 Side = Literal["client", "server"]
 
@@ -77,6 +77,26 @@ class Run:
 
 
 Step = Union[Send, Sleep, Snapshot, Run]
+
+
+def packet_bytes(packet: object) -> bytes:
+    """The wire bytes of a scenario packet (scapy packet or bytes)."""
+    if isinstance(packet, (bytes, bytearray, memoryview)):
+        return bytes(packet)
+    if isinstance(packet, SupportsBytes):
+        return bytes(packet)
+    raise TypeError(f"not a packet: {packet!r}")
+
+
+def is_ethernet(packet: object) -> bool:
+    """A scapy ``Ether`` frame (used as is) rather than an IPv4/IPv6 packet."""
+    return getattr(packet, "name", None) == "Ethernet"
+
+
+def l3_bytes(packet: object) -> bytes:
+    """The IPv4/IPv6 part of a scenario packet."""
+    raw = packet_bytes(packet)
+    return raw[14:] if is_ethernet(packet) else raw
 
 
 def _normalise_step(step: object) -> Step:

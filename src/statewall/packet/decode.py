@@ -154,7 +154,7 @@ def decode_ipv4(buf: bytes) -> Packet:
     return p
 
 
-def _hopopts(buf: bytes, n: int, plen: int, dst: bytes) -> int:
+def _hopopts(buf: bytes, n: int, plen: int) -> int:
     """Validate a hop-by-hop header like ``ipv6_parse_hopopts``; return the datagram length.
 
     The length changes only for a valid Jumbo payload option (payload length 0).
@@ -247,7 +247,7 @@ def decode_ipv6(buf: bytes, loopback: bool | None = None) -> Packet:
             buf = buf[:tot]
             n = tot
     if nxt == 0:
-        tot = _hopopts(buf, n, plen, dst)
+        tot = _hopopts(buf, n, plen)
         if tot != n:
             buf = buf[:tot]
             n = tot

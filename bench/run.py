@@ -1,0 +1,121 @@
+"""``make bench``: statewall's replay rate next to a bare capture loop, and memory per entry.
+
+Each result is printed next to a baseline measured in the same run, as a ratio, because
+these machines are noisy. Targets (issue 2): replay >= 1/3 of the bare loop's packets/s;
+< 1 KB of memory per tracked connection with 1,000,000 concurrent entries.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import struct
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from gen import _ip_tcp, generate  # noqa: E402
+
+from statewall.conntrack.sysctl import Settings  # noqa: E402
+from statewall.firewall import Firewall  # noqa: E402
+from statewall.io.capture import open_capture  # noqa: E402
+from statewall.packet.decode import decode_ip  # noqa: E402
+from statewall.packet.link import l3_offset  # noqa: E402
+
+PACKETS = int(os.environ.get("BENCH_PACKETS", "300000"))
+CONNS = int(os.environ.get("BENCH_CONNS", "1000000"))
+
+
+def bare_loop(path: str) -> tuple[int, float]:
+    """Read the capture and unpack the IP addresses and ports of every packet."""
+    u_ip = struct.Struct("!4s4s").unpack_from
+    u_ports = struct.Struct("!HH").unpack_from
+    t0 = time.perf_counter()
+    n = 0
+    with open_capture(path) as cap:
+        for fr in cap:
+            d = fr.data
+            off = 14
+            ihl = (d[off] & 15) * 4
+            src, dst = u_ip(d, off + 12)
+            sport, dport = u_ports(d, off + ihl)
+            n += 1
+    return n, time.perf_counter() - t0
+
+
+def replay(path: str) -> tuple[int, float, int]:
+    """What ``statewall replay CAPTURE`` does per packet, without output."""
+    fw = Firewall(Settings())
+    t0 = time.perf_counter()
+    n = 0
+    with open_capture(path) as cap:
+        for fr in cap:
+            off = l3_offset(fr.linktype, fr.data)[0]
+            pkt = decode_ip(fr.data[off:])
+            pkt.iface = fr.iface_name
+            fw.process(pkt, fr.ts)
+            n += 1
+    dt = time.perf_counter() - t0
+    return n, dt, len(fw.tracker.table)
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_per_conn(count: int) -> tuple[float, float]:
+    """Bytes of RSS per entry after ``count`` TCP handshakes (SYN, SYN/ACK, ACK each), and
+    the same per-entry cost of a baseline: a dict holding one 6-tuple key per entry."""
+    fw = Firewall(Settings("linux", [("nf_conntrack_max", str(count * 2))]))
+    gc.collect()
+    gc.disable()
+    before = rss()
+    now = 1000.0
+    for i in range(count):
+        c = bytes([198, 51, (i >> 16) & 0xFF, i & 0xFF])
+        s = bytes([203, 0, 113, (i >> 8) & 0xFF])
+        sport = 1024 + (i % 60000)
+        fw.process(decode_ip(_ip_tcp(c, s, sport, 80, 1000, 0, 0x02, 64240)), now)
+        fw.process(decode_ip(_ip_tcp(s, c, 80, sport, 5000, 1001, 0x12, 65160)), now)
+        fw.process(decode_ip(_ip_tcp(c, s, sport, 80, 1001, 5001, 0x10, 502)), now)
+    gc.enable()
+    gc.collect()
+    after = rss()
+    n = len(fw.tracker.table)
+    assert n == count, (n, count)
+    per = (after - before) / n
+    del fw
+    gc.collect()
+    base0 = rss()
+    d = {(bytes([198, 51, (i >> 16) & 0xFF, i & 0xFF]), bytes([203, 0, 113, 1]), 6,
+          1024 + (i % 60000), 80, 0): i for i in range(count)}
+    base = (rss() - base0) / len(d)
+    return per, base
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.pcap")
+        with open(path, "wb") as f:
+            total = generate(f, PACKETS)
+        print(f"capture: {total} packets, {os.path.getsize(path) / 1e6:.1f} MB "
+              f"(interleaved TCP sessions: handshake, data both ways, close)")
+        n0, t0 = bare_loop(path)
+        n1, t1, left = replay(path)
+        bare_pps = n0 / t0
+        sw_pps = n1 / t1
+        print(f"bare loop (read + unpack IP/ports): {bare_pps:12,.0f} packets/s")
+        print(f"statewall replay (track, no rules): {sw_pps:12,.0f} packets/s  "
+              f"ratio {sw_pps / bare_pps:.3f} (target >= 0.333)  [{left} entries at end]")
+    per, base = memory_per_conn(CONNS)
+    print(f"memory: {per:,.0f} bytes per tracked TCP connection with {CONNS:,} entries "
+          f"(target < 1024); a bare dict of one 6-tuple key per entry costs {base:,.0f} "
+          f"bytes, ratio {per / base:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
