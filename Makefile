@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-DEBS    := conntrack iptables tcpdump iproute2 socat
+DEBS    := conntrack iptables tcpdump iproute2 socat iputils-ping
 PYTEST_ARGS ?=
 
 .PHONY: all setup debs demo test typecheck bench clean

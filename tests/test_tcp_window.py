@@ -708,11 +708,19 @@ def test_events() -> None:
 # --- property test ---------------------------------------------------------------------------------
 
 u32 = st.integers(0, 0xFFFFFFFF)
+# near the handshake numbers of Flow.handshake most of the time, anywhere otherwise
+seqno = st.one_of(st.integers(990, 1300), st.integers(4990, 5300), u32)
+well_formed = st.builds(opts, mss=st.one_of(st.none(), st.integers(0, 0xFFFF)),
+                        wscale=st.one_of(st.none(), st.integers(0, 255)),
+                        sack_perm=st.booleans(),
+                        ts=st.one_of(st.none(), st.tuples(u32, u32)),
+                        sack=st.lists(st.tuples(seqno, seqno), max_size=3).map(tuple))
 segment = st.tuples(
     st.booleans(),                                  # from B
-    st.integers(0, 255),                            # flags
-    u32, u32, st.integers(0, 0xFFFF),               # seq, ack, window
-    st.binary(max_size=40),                         # options (garbage)
+    st.one_of(st.sampled_from([0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14]),
+              st.integers(0, 255)),                 # flags
+    seqno, seqno, st.integers(0, 0xFFFF),           # seq, ack, window
+    st.one_of(well_formed, st.binary(max_size=40)),  # options
     st.integers(0, 300),                            # payload length
     st.one_of(st.none(), st.integers(0, 15)),       # data offset override
     st.one_of(st.none(), st.integers(0, 80)),       # truncate the segment at

@@ -104,6 +104,7 @@ class Recording:
     ifindex: dict[int, str]
     warnings: list[str] = field(default_factory=list)
     packets: list[dict[str, Any]] = field(default_factory=list)
+    fw_sent: list[dict[str, Any]] = field(default_factory=list)
 
     # -- the join ----------------------------------------------------------------------
     def ingress(self) -> list[tuple[int, Frame]]:
@@ -162,7 +163,7 @@ class Recording:
                          conntrack=None, proc=None)
             packets.append(p)
         self.packets = packets
-        self._fw_sent = sent
+        self.fw_sent = sent
 
     def _match_nflog(self, ingress: list[tuple[int, Frame]]) -> dict[int, NflogRecord]:
         """NFLOG record -> ingress frame: same skb timestamp (µs) and input interface;
@@ -244,7 +245,7 @@ class Recording:
             "packets": self.packets,
             "snapshots": [{"step": b.step, "label": b.label, **b.snap.to_json()}
                           for b in self.snapshots],
-            "fw_sent": getattr(self, "_fw_sent", []),
+            "fw_sent": self.fw_sent,
             "programs": self.programs,
             "final": ({**self.final.to_json(), "stats": self.final_stats}
                       if self.final else None),
@@ -273,8 +274,7 @@ class Recording:
 
 
 def dump_json(obj: Any) -> str:
-    """Indented JSON, but lists of scalars/strings (table listings) kept one item a line
-    and small dicts on one line, so diffs between re-recordings stay readable."""
+    """``kernel.json`` text: indented, one listing line per JSON line (diff-friendly)."""
     return json.dumps(obj, indent=1) + "\n"
 
 
