@@ -262,7 +262,7 @@ class Flow:
         assert self.state == "ESTABLISHED" and self.assured
 
 
-# --- the expected table, typed from the kernel source -------------------------------------------
+# --- the expected table, typed from the kernel source -----------------------------------------
 
 STATES = ["sNO", "sSS", "sSR", "sES", "sFW", "sCW", "sLA", "sTW", "sCL", "sS2"]
 STATE_NUM = {name: i for i, name in enumerate(STATES)} | {"sIV": 10, "sIG": 11}
@@ -398,7 +398,7 @@ def test_can_early_drop_states() -> None:
     assert drop == ["FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE"]
 
 
-# --- tcp_error ------------------------------------------------------------------------------------
+# --- tcp_error --------------------------------------------------------------------------------
 
 # SYN, SYN|URG, SYN|ACK, RST, RST|ACK, FIN|ACK, FIN|ACK|URG, ACK, ACK|URG
 VALID_COMBOS = {0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30}
@@ -459,7 +459,7 @@ def test_pkt_to_tuple_and_invert() -> None:
     assert tcp.name == "tcp"
 
 
-# --- tcp_new ----------------------------------------------------------------------------------------
+# --- tcp_new ----------------------------------------------------------------------------------
 
 def test_new_syn_records_window_and_options() -> None:
     f = Flow()
@@ -522,7 +522,7 @@ def test_memory_per_connection() -> None:
     assert len(f.ct.l4) == T.L4_SIZE
 
 
-# --- checksum helpers (packet/checksum.py) ------------------------------------------------------
+# --- checksum helpers (packet/checksum.py) ----------------------------------------------------
 
 def _naive_sum(data: bytes) -> int:
     if len(data) & 1:
@@ -587,7 +587,7 @@ def test_checksum_incremental_update() -> None:
     assert c2 == inet_checksum(data)
 
 
-# --- TCP options (packet/tcpopt.py) ---------------------------------------------------------------
+# --- TCP options (packet/tcpopt.py) -----------------------------------------------------------
 
 def test_option_scans_follow_the_kernel() -> None:
     from statewall.packet.tcpopt import highest_sack, parse_options, wscale_sackperm

@@ -258,6 +258,8 @@ def _trace(fw: Firewall, d: Decision, line: dict[str, Any], now: float) -> dict[
     else:
         line["conntrack"] = None
     line["reason"] = d.reason if (d.verdict != "ACCEPT" or ct is None) else None
+    if ct is not None and d.reason:
+        line["note"] = d.reason      # e.g. a segment the window tracking ignored
     if d.fragments:
         line["reassembled"] = d.fragments
     if d.discarded:

@@ -154,7 +154,7 @@ class Conn:
     id: int
     start: float
     events: int
-    bucket: int
+    bucket: float
 
     def __init__(self, orig: Tuple, reply: Tuple, l3num: int, now: float) -> None:
         self.orig = orig
@@ -173,7 +173,7 @@ class Conn:
         self.id = 0
         self.start = now
         self.events = 0
-        self.bucket = -1
+        self.bucket = -1.0
 
     def __repr__(self) -> str:
         return f"<Conn id={self.id} proto={self.proto} state={self.state} status={self.status:#x}>"

@@ -45,6 +45,7 @@ from .table import Table
 # from expire()/kill() for DESTROY.
 EventSink = Callable[[float, int, Conn], None]
 
+# ``conntrack -S`` counters. The current kernel no longer counts found/insert (always 0).
 STAT_NAMES: Final = ("found", "invalid", "insert", "insert_failed", "drop", "early_drop",
                      "error", "search_restart", "clash_resolve", "chaintoolong")
 
@@ -78,18 +79,22 @@ class Tracker:
                 pkt.ctinfo = IP_CT_UNTRACKED
             return VERDICT_ACCEPT
         l4 = self.l4[pkt.proto]
-        if pkt.l4err is not None:
-            return self._invalid(pkt, pkt.l4err)
-        ret = l4.error(self, pkt, hook, now)
+        ret = l4.error(self, pkt, hook, now)     # reads the header itself, bounds-checked
         if ret != CONTINUE:
             if ret == DONE:
                 return VERDICT_ACCEPT
             return self._invalid(pkt, pkt.reason or "invalid packet")
+        if pkt.l4err is not None:                # damage the protocol's checks don't cover
+            return self._invalid(pkt, pkt.l4err)
+        proto = pkt.proto
         for _ in range(3):      # REPEAT after a TCP reopen; bounded, as a loop guard
-            ab = l4.pkt_to_tuple(pkt)
-            if ab is None:
-                return self._invalid(pkt, pkt.reason or "cannot get tuple")
-            key: Tuple = (pkt.src, pkt.dst, pkt.proto, ab[0], ab[1], 0)
+            if proto == 6 or proto == 17:
+                key: Tuple = (pkt.src, pkt.dst, proto, pkt.sport, pkt.dport, 0)
+            else:
+                ab = l4.pkt_to_tuple(pkt)
+                if ab is None:
+                    return self._invalid(pkt, pkt.reason or "cannot get tuple")
+                key = (pkt.src, pkt.dst, proto, ab[0], ab[1], 0)
             ct = self.table.hash.get(key)
             if ct is not None and ct.timeout <= now:
                 self.kill(ct, now)
@@ -104,7 +109,6 @@ class Tracker:
                 dir = 0
                 ctinfo = IP_CT_RELATED if ct.status & IPS_EXPECTED else IP_CT_NEW
             else:
-                self.stats["found"] += 1
                 if key == ct.orig:
                     dir = 0
                     st = ct.status
@@ -213,7 +217,6 @@ class Tracker:
             ct.id = table.next_id
             table.next_id += 1
             table.insert(ct, now)
-            self.stats["insert"] += 1
             ct.events |= IPCT_RELATED if ct.master is not None else IPCT_NEW
         if ct.events:
             ev = ct.events
@@ -253,8 +256,8 @@ class Tracker:
     def refresh_acct(self, ct: Conn, pkt: Packet, dir: int, now: float, timeout: float) -> None:
         """``nf_ct_refresh_acct``: extend the timeout (unless FIXED_TIMEOUT) and count."""
         if not ct.status & IPS_FIXED_TIMEOUT:
-            ct.timeout = now + timeout
-            if ct.status & IPS_CONFIRMED:
+            t = ct.timeout = now + timeout
+            if t < ct.bucket:           # moved before its bucket: re-file (extensions don't)
                 self.table.file(ct, now)
         a = ct.acct
         i = dir + dir
@@ -296,6 +299,8 @@ class Tracker:
 
     def expire(self, now: float) -> int:
         """Remove every entry whose timeout has passed. Returns how many."""
+        if now < self.table.soonest:
+            return 0
         n = 0
         for ct in self.table.due(now):
             self.kill(ct, now)

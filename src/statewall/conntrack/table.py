@@ -10,9 +10,12 @@ Expiry: an entry is dead once ``now >= ct.timeout``; lookups treat it as absent 
 reaps it). ``expire(now)`` sweeps time buckets instead of walking the table or keeping a
 timer per entry: an entry is filed in the bucket of its timeout, at a granularity that grows
 with the distance (1 s near, 64 s within ~1 h, 4096 s beyond), and re-filed only when a sweep
-finds it still alive or when a refresh moves it to an *earlier* bucket. A refresh that only
-extends the timeout costs nothing; the sweep re-files it. So each entry has at most a few
-stale references, whatever the packet rate.
+finds it still alive or when a refresh moves its timeout before its bucket's key. A refresh
+that only extends the timeout costs nothing; the sweep re-files it. So each entry has at most
+a few stale references, whatever the packet rate. Bucket keys: 64 s and 4096 s windows are
+keyed by their start (swept as soon as the window opens, survivors re-filed finer); 1 s
+buckets by their end, so a sweep reports an expiry at most 1 s after it happened (a lookup
+of the entry in between still sees it dead at once, as the kernel does).
 """
 
 from __future__ import annotations
@@ -25,29 +28,29 @@ from .conn import IPS_ASSURED, IPS_CONFIRMED, Conn, Tuple
 _FINE: Final = 1.0
 _MID: Final = 64.0
 _COARSE: Final = 4096.0
+_INF: Final = float("inf")
 
 
-def _bucket_of(timeout: float, now: float) -> int:
-    """Bucket key: the bucket's end time in whole seconds (entry expires before/at it)."""
+def _bucket_of(timeout: float, now: float) -> float:
+    """Bucket key: when to look at the entry again (see the module header)."""
     delta = timeout - now
     if delta < _MID:
-        g = _FINE
-    elif delta < _COARSE:
-        g = _MID
-    else:
-        g = _COARSE
-    return int(-(-timeout // g) * g)   # ceil to the granularity
+        return -(-timeout // _FINE)                 # end of its second
+    if delta < _COARSE:
+        return (timeout // _MID) * _MID             # start of its 64 s window (> now)
+    return (timeout // _COARSE) * _COARSE           # start of its 4096 s window (> now)
 
 
 class Table:
     """Confirmed entries, both directions in one dict, and the global entry count."""
 
-    __slots__ = ("hash", "count", "confirmed", "buckets", "unassured", "next_id")
+    __slots__ = ("hash", "count", "confirmed", "buckets", "unassured", "next_id", "soonest")
 
     def __init__(self) -> None:
         self.hash: dict[Tuple, Conn] = {}
         self.count = 0                               # nf_conntrack_count (incl. unconfirmed)
-        self.buckets: dict[int, list[Conn]] = {}     # bucket end time -> entries filed there
+        self.buckets: dict[float, list[Conn]] = {}   # bucket key -> entries filed there
+        self.soonest = _INF                          # smallest bucket key (sweep not before)
         self.unassured: dict[Conn, None] = {}        # confirmed non-ASSURED, oldest first
         self.confirmed = 0                           # entries in the hash
         self.next_id = 1
@@ -102,6 +105,8 @@ class Table:
             lst = self.buckets.get(b)
             if lst is None:
                 self.buckets[b] = [ct]
+                if b < self.soonest:
+                    self.soonest = b
             else:
                 lst.append(ct)
 
@@ -113,31 +118,22 @@ class Table:
         buckets = self.buckets
         while buckets:
             first = min(buckets)
-            if first > now + _FINE:
+            if first > now:
                 break
             lst = buckets.pop(first)
             for ct in lst:
                 if ct.bucket != first:
                     continue                    # stale reference: re-filed or removed
+                ct.bucket = -1
                 if ct.timeout <= now:
-                    ct.bucket = -1
                     yield ct
                 else:
-                    ct.bucket = -1
-                    self.file(ct, now)
-            if first > now:
-                break
+                    self.file(ct, now)          # files it under a key > now
+        self.soonest = min(buckets) if buckets else _INF
 
     def next_deadline(self) -> float | None:
-        """A time at or before which ``expire`` has something to do, or None."""
-        if not self.buckets:
-            return None
-        b = min(self.buckets)
-        best: float | None = None
-        for ct in self.buckets[b]:
-            if ct.bucket == b and (best is None or ct.timeout < best):
-                best = ct.timeout
-        return float(b) if best is None else best
+        """The time of the next sweep that may have something to do, or None."""
+        return None if not self.buckets else self.soonest
 
     def early_drop_candidates(self) -> Iterator[Conn]:
         """Non-ASSURED confirmed entries, oldest first (``early_drop``'s victims)."""

@@ -189,15 +189,16 @@ def build_options(mss: int | None = None, wscale: int | None = None, sack_perm: 
     out = bytearray()
     if mss is not None:
         out += bytes((TCPOPT_MSS, TCPOLEN_MSS)) + (mss & 0xFFFF).to_bytes(2, "big")
+    tsval = b"" if ts is None else ((ts[0] & 0xFFFFFFFF).to_bytes(4, "big")
+                                    + (ts[1] & 0xFFFFFFFF).to_bytes(4, "big"))
     if sack_perm and ts is not None:
         out += bytes((TCPOPT_SACK_PERM, TCPOLEN_SACK_PERM, TCPOPT_TIMESTAMP, TCPOLEN_TIMESTAMP))
-        out += (ts[0] & 0xFFFFFFFF).to_bytes(4, "big") + (ts[1] & 0xFFFFFFFF).to_bytes(4, "big")
+        out += tsval
     else:
         if sack_perm:
             out += bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK_PERM, TCPOLEN_SACK_PERM))
         if ts is not None:
-            out += _TSTAMP_ALIGNED
-            out += (ts[0] & 0xFFFFFFFF).to_bytes(4, "big") + (ts[1] & 0xFFFFFFFF).to_bytes(4, "big")
+            out += _TSTAMP_ALIGNED + tsval
     if wscale is not None:
         out += bytes((TCPOPT_NOP, TCPOPT_WINDOW, TCPOLEN_WINDOW, wscale & 0xFF))
     if sack:

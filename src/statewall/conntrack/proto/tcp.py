@@ -420,7 +420,14 @@ def tcp_in_window(st: array[int], cstate: int, status: int, dir: int, index: int
 
 
 class Tcp:
-    """The TCP tracker (stateless itself; per-connection data lives in ``Conn.l4``)."""
+    """The TCP tracker (stateless itself; per-connection data lives in ``Conn.l4``).
+
+    ``pkt.reason`` gets the kernel's log text (``nf_conntrack_log_invalid``) whenever the
+    kernel logs one: for INVALID, and also for packets it ignores but accepts (NF_ACCEPT,
+    no state or timeout change), e.g. "packet (index 0) in dir 0 ignored, state ...".
+    Uses of the core: ``tracker.settings``, ``refresh_acct``, ``acct``, ``kill`` and, when
+    ``nf_tcp_handle_invalid`` shortens a timeout, ``tracker.table.file`` to re-file it.
+    """
 
     __slots__ = ("name",)
 
