@@ -3,7 +3,8 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-DEBS    := conntrack iptables tcpdump iproute2 socat iputils-ping
+DEBS    := conntrack iptables tcpdump iproute2 socat iputils-ping vsftpd tftpd-hpa tftp-hpa \
+           lftp curl
 PYTEST_ARGS ?=
 
 .PHONY: all setup debs demo test typecheck bench clean

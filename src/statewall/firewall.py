@@ -1,34 +1,72 @@
-"""The facade: one packet in, one verdict out, through the netfilter path (sans-I/O).
+"""The facade: one packet in, one decision out, through the netfilter hooks (sans-I/O).
 
-Owns: the order of the stages a packet passes (defragmentation, conntrack, confirm), the
-per-packet ``Decision`` handed to front ends, and the clock-driven housekeeping
-(``expire(now)``, ``next_deadline()``). Must not know: capture files, NFQUEUE, output
-formats. Until the rule engine lands every packet that survives conntrack is accepted, as a
-kernel with empty rules would: PREROUTING (defrag -400, conntrack -200) then confirm.
+Owns: the order in which a packet meets defragmentation, the rule tables and conntrack at
+each hook, the routing decision between PREROUTING and INPUT/FORWARD, packets the firewall
+itself generates (REJECT's replies take the OUTPUT path, attached to the original's entry as
+RELATED like ``nf_ct_attach``), the per-packet ``Decision`` handed to front ends, and the
+clock-driven housekeeping (``expire(now)``, ``next_deadline()``). Must not know: capture
+files, NFQUEUE, output formats, how a rule matches.
+
+Hook order and priorities as in the kernel (include/uapi/linux/netfilter_ipv4.h):
+  arriving:  defrag -400, raw -300, conntrack -200, mangle -150, nat(DNAT) -100, routing,
+             then INPUT (mangle, filter, nat(SNAT) +100) or FORWARD (mangle, filter) +
+             POSTROUTING (mangle, nat(SNAT) +100); helpers +300 and confirm last.
+  local out: defrag -400, raw -300, conntrack -200, mangle -150, nat(DNAT) -100, filter 0,
+             routing, POSTROUTING (mangle, nat(SNAT)), helpers, confirm.
+The nat table is consulted only for an entry's first packet (NEW/RELATED, not yet bound);
+NAT itself is not applied yet (issue 7): a NAT target's decision is recorded on the
+Decision and the packet goes on untranslated.
+Without rule sets every table is empty (policy ACCEPT), as a kernel with no rules loaded;
+IPv6 packets without ``rules6`` likewise.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-from .conntrack.conn import Conn
+from .conntrack.conn import (IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
+                             IP_CT_RELATED_REPLY, Conn)
 from .conntrack.core import VERDICT_DROP, Tracker
 from .conntrack.defrag import Defrag
-from .conntrack.proto.base import NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
+from .conntrack.proto.base import (NF_INET_FORWARD, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
+                                   NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING)
 from .conntrack.sysctl import Settings
+from .host import HostModel
 from .packet.decode import decode_ip
-from .packet.packet import Packet, ParseError
+from .packet.packet import AF_INET6, Packet, ParseError
 
 ACCEPT: Final = "ACCEPT"
 DROP: Final = "DROP"
 HOLD: Final = "HOLD"
 
+HOOK_NAMES: Final = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+
+# per hook: the tables consulted after conntrack, in priority order ("nat" only for an
+# entry's first packet); raw runs before conntrack and is handled separately
+_AFTER_CT: Final[dict[int, tuple[str, ...]]] = {
+    NF_INET_PRE_ROUTING: ("mangle", "nat"),
+    NF_INET_LOCAL_IN: ("mangle", "filter", "nat"),
+    NF_INET_FORWARD: ("mangle", "filter"),
+    NF_INET_LOCAL_OUT: ("mangle", "nat", "filter"),
+    NF_INET_POST_ROUTING: ("mangle", "nat"),
+}
+
 
 class Decision:
-    """What happened to one packet. ``pkt`` is the packet conntrack saw (the reassembled
-    datagram when this fragment completed one), or None when it never got that far."""
+    """What happened to one packet.
 
-    __slots__ = ("verdict", "pkt", "reason", "ct", "ctinfo", "fragments", "discarded")
+    verdict: ACCEPT, DROP or HOLD (a fragment kept for reassembly). pkt: the packet
+    conntrack saw (the reassembled datagram when this fragment completed one), or None.
+    reason: why (INVALID, DROP); source: the rule or policy that decided ("filter/FORWARD#3",
+    "filter/INPUT policy"), or None. path: the hooks traversed, e.g. ["PREROUTING",
+    "FORWARD", "POSTROUTING"]. matched: (table, chain, rule number, rule text) of every
+    rule whose target ran (when tracing). emitted: side outputs in order (LOG lines, NFLOG
+    records, TRACE lines, generated packets as ``Emitted``). nat: NAT targets that matched
+    (not applied yet). out_iface: the routing decision.
+    """
+
+    __slots__ = ("verdict", "pkt", "reason", "ct", "ctinfo", "fragments", "discarded",
+                 "source", "path", "matched", "emitted", "nat", "out_iface")
 
     def __init__(self, verdict: str, pkt: Packet | None, reason: str | None = None) -> None:
         self.verdict = verdict
@@ -38,22 +76,84 @@ class Decision:
         self.ctinfo = 0
         self.fragments = 0        # fragments merged into pkt (0: not reassembled)
         self.discarded = 0        # earlier held fragments thrown away by this packet
+        self.source: str | None = None
+        self.path: list[str] = []
+        self.matched: list[tuple[str, str, int, str]] = []
+        self.emitted: list[Any] = []
+        self.nat: list[Any] = []
+        self.out_iface: str | None = None
+
+
+_REJECT_HOOK: Final = {"INPUT": NF_INET_LOCAL_IN, "FORWARD": NF_INET_FORWARD,
+                       "OUTPUT": NF_INET_LOCAL_OUT}
+
+
+def _forwarded_copy(pkt: Packet) -> Packet:
+    """The packet as FORWARD sees it: ``ip_forward`` has already decremented the TTL (and
+    fixed the header checksum) / ``ip6_forward`` the hop limit."""
+    from .packet.checksum import inet_checksum
+    buf = bytearray(pkt.buf)
+    if pkt.l3num == AF_INET6:
+        buf[7] = (buf[7] - 1) & 0xFF
+    else:
+        ihl = (buf[0] & 15) * 4
+        buf[8] = (buf[8] - 1) & 0xFF
+        buf[10] = buf[11] = 0
+        c = inet_checksum(buf, 0, ihl)
+        buf[10], buf[11] = c >> 8, c & 0xFF
+    try:
+        out = decode_ip(bytes(buf))
+    except ParseError:
+        return pkt
+    out.iface, out.ts, out.mark = pkt.iface, pkt.ts, pkt.mark
+    return out
+
+
+class Emitted:
+    """A packet the firewall generated (REJECT): its bytes, the decision on its own way
+    out through OUTPUT/POSTROUTING, and what it answers."""
+
+    __slots__ = ("kind", "data", "decision", "about")
+
+    def __init__(self, kind: str, data: bytes, decision: Decision, about: str) -> None:
+        self.kind = kind
+        self.data = data
+        self.decision = decision
+        self.about = about
 
 
 class Firewall:
-    """A host with conntrack and (for now) empty rules."""
+    """A host with conntrack and, optionally, iptables/ip6tables rule sets."""
 
-    __slots__ = ("settings", "tracker", "defrag")
+    __slots__ = ("settings", "tracker", "defrag", "host", "engine4", "engine6", "trace",
+                 "_ctx_type")
 
-    def __init__(self, settings: Settings | None = None, tracker: Tracker | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, tracker: Tracker | None = None,
+                 rules4: Any = None, rules6: Any = None, host: HostModel | None = None,
+                 trace: bool = False) -> None:
         self.settings = settings if settings is not None else Settings()
         self.tracker = tracker if tracker is not None else Tracker(self.settings)
         self.defrag = Defrag(self.settings)
+        self.host = host if host is not None else HostModel()
+        self.trace = trace
+        self.engine4: Any = None
+        self.engine6: Any = None
+        self._ctx_type: Any = None
+        if rules4 is not None or rules6 is not None:
+            from .rules.context import Context
+            from .rules.engine import Engine
+            self._ctx_type = Context
+            self.engine4 = Engine(rules4) if rules4 is not None else None
+            self.engine6 = Engine(rules6) if rules6 is not None else None
 
+    # -- the packet path -----------------------------------------------------------------
     def process(self, pkt: Packet, now: float, hook: int = NF_INET_PRE_ROUTING) -> Decision:
-        """Run one decoded datagram through the path and return the decision."""
+        """Run one decoded datagram through the path. ``hook`` is where it enters:
+        NF_INET_PRE_ROUTING (arrived on ``pkt.iface``) or NF_INET_LOCAL_OUT (sent by the
+        firewall host itself)."""
         tracker = self.tracker
-        tracker.expire(now)
+        if now >= tracker.soonest:
+            tracker.expire(now)
         merged = 0
         discarded = 0
         if pkt.mf or pkt.fragoff or pkt.frag_hdr_off >= 0 or pkt.proto == 44:
@@ -81,22 +181,171 @@ class Firewall:
                 merged = res.count
                 pkt = whole
             # "pass": not reassembled (IPv6 cases the kernel lets through); tracked as is
+        engine = self.engine6 if pkt.l3num == AF_INET6 else self.engine4
+        if engine is None:
+            d = self._conntrack_only(pkt, now, hook)
+        else:
+            d = self._with_rules(engine, pkt, now, hook)
+        d.fragments = merged
+        d.discarded = discarded
+        return d
+
+    def _conntrack_only(self, pkt: Packet, now: float, hook: int) -> Decision:
+        """Empty tables: conntrack and confirm only (the fast path)."""
+        tracker = self.tracker
         if tracker.conntrack_in(pkt, now, hook) == VERDICT_DROP:
             tracker.release(pkt)
-            d = Decision(DROP, pkt, pkt.reason)
-            d.fragments = merged
-            return d
-        # ... the rule engine's hooks go here (issue 3) ...
+            return Decision(DROP, pkt, pkt.reason)
         if tracker.confirm(pkt, now) == VERDICT_DROP:
-            d = Decision(DROP, pkt, pkt.reason)
-            d.fragments = merged
-            return d
+            return Decision(DROP, pkt, pkt.reason)
         d = Decision(ACCEPT, pkt, pkt.reason)
         d.ct = pkt.ct
         d.ctinfo = pkt.ctinfo
-        d.fragments = merged
+        if self.host.ifaces:
+            d.out_iface = self._route(pkt, hook, d)
         return d
 
+    def _route(self, pkt: Packet, hook: int, d: Decision) -> str | None:
+        """Routing decision: fills ``d.path`` and returns the output interface."""
+        host = self.host
+        if hook == NF_INET_LOCAL_OUT:
+            d.path = ["OUTPUT", "POSTROUTING"]
+            return host.route(pkt.dst)
+        if host.delivers_locally(pkt.dst):
+            d.path = ["PREROUTING", "INPUT"]
+            return None
+        d.path = ["PREROUTING", "FORWARD", "POSTROUTING"]
+        return host.route(pkt.dst)
+
+    def _with_rules(self, engine: Any, pkt: Packet, now: float, hook: int,
+                    generated: bool = False) -> Decision:
+        tracker = self.tracker
+        d = Decision(ACCEPT, pkt)
+        out_iface = self._route(pkt, hook, d) if self.host.ifaces else None
+        if not self.host.ifaces:
+            d.path = (["OUTPUT", "POSTROUTING"] if hook == NF_INET_LOCAL_OUT
+                      else ["PREROUTING", "FORWARD", "POSTROUTING"])
+        d.out_iface = out_iface
+        in_iface = pkt.iface if hook != NF_INET_LOCAL_OUT else None
+        ctx = self._ctx_type(now=now, in_iface=in_iface, out_iface=None,
+                             local_addrs=self.host.local, tracker=tracker, pkttype=None)
+        first = HOOK_NAMES[hook]
+        # raw, before conntrack
+        res = engine.run("raw", first, pkt, ctx, trace=self.trace)
+        if not self._absorb(d, res, "raw", first):
+            return d
+        template = getattr(res, "ct_template", None)
+        if template is not None:
+            ret = tracker.conntrack_in(pkt, now, hook, template)
+        else:
+            ret = tracker.conntrack_in(pkt, now, hook)
+        if ret == VERDICT_DROP:
+            if not generated:
+                tracker.release(pkt)
+            d.verdict = DROP
+            d.reason = pkt.reason
+            d.source = "conntrack"
+            return d
+        d.reason = pkt.reason
+        for hname in d.path:
+            h = HOOK_NAMES.index(hname)
+            if hname in ("FORWARD", "POSTROUTING", "OUTPUT"):
+                ctx.out_iface = out_iface if hname != "OUTPUT" or out_iface else None
+            for table in _AFTER_CT[h]:
+                if table == "nat" and not self._nat_applies(pkt):
+                    continue
+                res = engine.run(table, hname, pkt, ctx, trace=self.trace)
+                if not self._absorb(d, res, table, hname):
+                    if not generated:
+                        tracker.release(pkt)
+                    self._reject_replies(engine, d, pkt, now, hook)
+                    return d
+        if tracker.confirm(pkt, now) == VERDICT_DROP:
+            d.verdict = DROP
+            d.reason = pkt.reason
+            d.source = "conntrack confirm"
+            return d
+        d.ct = pkt.ct
+        d.ctinfo = pkt.ctinfo
+        return d
+
+    @staticmethod
+    def _nat_applies(pkt: Packet) -> bool:
+        """The nat table sees only an entry's first packet (``nf_nat_inet_fn``)."""
+        ct = pkt.ct
+        if ct is None:
+            return False
+        ci = pkt.ctinfo
+        return (ci == IP_CT_NEW or ci == IP_CT_RELATED or ci == IP_CT_RELATED_REPLY) \
+            and not ct.status & 8      # not yet confirmed: no binding set up yet
+
+    def _absorb(self, d: Decision, res: Any, table: str, hook: str) -> bool:
+        """Take one table's result into the decision; False when the packet is dropped."""
+        if self.trace and res.matched:
+            d.matched.extend(res.matched)
+        if res.emitted:
+            d.emitted.extend(res.emitted)
+        nat = getattr(res, "nat", None)
+        if nat:
+            d.nat.append(nat)
+        if res.verdict != 1:
+            d.verdict = DROP
+            d.source = res.source
+            d.reason = f"dropped by {res.source}"
+            return False
+        src = res.source
+        if self.trace and src and not src.endswith("no such chain"):
+            # an accepted packet's source: the last rule that accepted it, else the last
+            # policy that did
+            if "#" in src or d.source is None or "#" not in d.source:
+                d.source = src
+        return True
+
+    def _reject_replies(self, engine: Any, d: Decision, pkt: Packet, now: float,
+                        hook: int) -> None:
+        """Build REJECT's packets and send them out through OUTPUT like the kernel
+        (``nf_send_unreach`` / ``nf_send_reset``, then ``ip_local_out``)."""
+        from .packet.reject import reject
+        from .rules.result import RejectRecord
+        rejects = [e for e in d.emitted if isinstance(e, RejectRecord)]
+        for item in rejects:
+            where = _REJECT_HOOK.get(item.hook, NF_INET_FORWARD)
+            seen = _forwarded_copy(pkt) if where == NF_INET_FORWARD else pkt
+            try:
+                built = reject(seen, item.with_, where, src_addr=self._icmp_source(pkt, where))
+            except (ValueError, NotImplementedError) as e:
+                d.emitted.append(Emitted("REJECT-none", b"", Decision(DROP, None, str(e)),
+                                         item.with_))
+                continue
+            if built.data is None:
+                d.emitted.append(Emitted("REJECT-none", b"",
+                                         Decision(DROP, None, built.reason), item.with_))
+                continue
+            try:
+                out = decode_ip(built.data)
+            except ParseError:
+                continue
+            if pkt.ct is not None:
+                # nf_ct_attach: the reply is RELATED to the entry, in the other direction
+                out.ct = pkt.ct
+                out.ctinfo = IP_CT_RELATED if pkt.ctinfo >= IP_CT_ESTABLISHED_REPLY \
+                    else IP_CT_RELATED_REPLY
+            sub = self._with_rules(engine, out, now, NF_INET_LOCAL_OUT, generated=True)
+            d.emitted.append(Emitted("REJECT", built.data, sub, item.with_))
+
+    def _icmp_source(self, pkt: Packet, hook: int) -> bytes | None:
+        """The address an ICMP error leaves from: the original destination when it is
+        ours; else (IPv4) the address of the interface routing picks toward the sender,
+        (IPv6) an address of the input interface; else the original destination."""
+        host = self.host
+        if pkt.dst in host.local:
+            return pkt.dst
+        version = 6 if pkt.l3num == AF_INET6 else 4
+        dev = pkt.iface if version == 6 else host.route(pkt.src)
+        src = host.source_for(dev, version)
+        return src if src is not None else pkt.dst
+
+    # -- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:
         self.tracker.expire(now)
         self.defrag.expire(now)

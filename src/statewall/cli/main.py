@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import replay
+from . import explain, kerneldiff, replay, rules, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"statewall {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     replay.add_parser(sub)
+    rules.add_parser(sub)
+    explain.add_parser(sub)
+    sub.add_parser("demo", help="replay the bundled captures the way the seed text walks "
+                   "through them").set_defaults(func=lambda args: _demo())
+    kerneldiff.add_parser(sub)
+    run.add_parser(sub)
     return p
+
+
+def _demo() -> int:
+    from ..demo import main as demo_main
+    return demo_main()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,10 @@ A tuple is a plain Python tuple ``(src, dst, proto, a, b, zone)``: addresses as 
 from __future__ import annotations
 
 from enum import IntEnum, IntFlag
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .helpers import Help
 
 Tuple = tuple[bytes, bytes, int, int, int, int]
 
@@ -131,12 +134,14 @@ class Conn:
     acct: [orig packets, orig bytes, reply packets, reply bytes]. master: the master Conn of
     an expected connection. helper: helper name or None. id: the ctnetlink id. start: time of
     the first packet. events: pending IPCT_* bits for this packet. bucket: the expiry bucket
-    the entry is registered in (owned by the table).
+    the entry is registered in (owned by the table). help: the helper extension
+    (``helpers.Help``: helper, expectations, helper state), created only for entries with
+    a helper or made from an expectation, else None.
     """
 
     __slots__ = ("orig", "reply", "status", "timeout", "l3num", "proto", "state", "l4",
                  "mark", "zone", "acct", "master", "helper", "id", "start", "events",
-                 "bucket")
+                 "bucket", "help")
 
     orig: Tuple
     reply: Tuple
@@ -155,6 +160,7 @@ class Conn:
     start: float
     events: int
     bucket: float
+    help: Help | None
 
     def __init__(self, orig: Tuple, reply: Tuple, l3num: int, now: float) -> None:
         self.orig = orig
@@ -174,6 +180,7 @@ class Conn:
         self.start = now
         self.events = 0
         self.bucket = -1.0
+        self.help = None
 
     def __repr__(self) -> str:
         return f"<Conn id={self.id} proto={self.proto} state={self.state} status={self.status:#x}>"

@@ -2,7 +2,10 @@
 
 Owns: ``conntrack_in`` (lookup or create, protocol dispatch, ctinfo, SEEN_REPLY),
 ``confirm`` (insertion at the last hook, clash handling), entry lifetime (refresh,
-accounting, kill, expiry, early drop), event generation and the ``conntrack -S`` counters.
+accounting, kill, expiry, early drop), event generation and the ``conntrack -S`` counters;
+where expectations (``expect``) and helpers (``helpers``) hook in: the template's helper
+and the expectation lookup in ``init_conntrack``, the helper call in ``confirm``
+(``nf_confirm``), the master's expectations removed in ``kill``, their timers in ``expire``.
 Must not know: capture files, clocks, rules, output formats (events are handed to an
 ``EventSink`` callable). Follows net/netfilter/nf_conntrack_core.c (``nf_conntrack_in``,
 ``resolve_normal_ct``, ``init_conntrack``, ``__nf_conntrack_confirm``, ``early_drop``,
@@ -21,9 +24,11 @@ from .conn import (
     IP_CT_ESTABLISHED_REPLY,
     IP_CT_NEW,
     IP_CT_RELATED,
+    IP_CT_RELATED_REPLY,
     IP_CT_UNTRACKED,
     IPCT_ASSURED,
     IPCT_DESTROY,
+    IPCT_HELPER,
     IPCT_NEW,
     IPCT_RELATED,
     IPCT_REPLY,
@@ -36,10 +41,13 @@ from .conn import (
     Conn,
     Tuple,
 )
+from .expect import ExpectSink, ExpectTable
+from .helpers import Registry, attach, from_expectation
 from .proto import registry
 from .proto.base import CONTINUE, DONE, INVALID, NF_ACCEPT, NF_DROP, REPEAT, L4Tracker
 from .sysctl import Settings
 from .table import Table
+from .template import CtTemplate
 
 # Event sink: (now, event bits, conn) -> None. Called after the packet that caused it, or
 # from expire()/kill() for DESTROY.
@@ -58,7 +66,7 @@ class Tracker:
     """One conntrack instance (one network namespace)."""
 
     __slots__ = ("settings", "l4", "table", "stats", "invalid_reasons", "sink",
-                 "is_24", "udp_clash")
+                 "is_24", "udp_clash", "expect", "helpers")
 
     def __init__(self, settings: Settings | None = None, sink: EventSink | None = None) -> None:
         self.settings = settings if settings is not None else Settings()
@@ -68,12 +76,30 @@ class Tracker:
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
         self.invalid_reasons: dict[str, int] = {}
         self.sink = sink
+        self.expect = ExpectTable(self.settings)       # expectations (helpers create them)
+        self.helpers = Registry(self.settings)         # the helpers CT --helper can name
+
+    @property
+    def expect_sink(self) -> ExpectSink | None:
+        """Where expectation events go: (now, IPEXP_* bits, Expectation) -> None."""
+        return self.expect.sink
+
+    @expect_sink.setter
+    def expect_sink(self, sink: ExpectSink | None) -> None:
+        self.expect.sink = sink
+
+    @property
+    def soonest(self) -> float:
+        """``expire`` has nothing to do before this time (entries and expectations)."""
+        return min(self.table.soonest, self.expect.soonest)
 
     # -- per packet ----------------------------------------------------------------------
-    def conntrack_in(self, pkt: Packet, now: float, hook: int) -> int:
+    def conntrack_in(self, pkt: Packet, now: float, hook: int,
+                     template: CtTemplate | None = None) -> int:
         """``nf_conntrack_in``: attach ct/ctinfo to ``pkt``. Returns VERDICT_ACCEPT or
         VERDICT_DROP (table full, protocol drop); INVALID packets are accepted with
-        ``pkt.ct`` None and ``pkt.reason`` set."""
+        ``pkt.ct`` None and ``pkt.reason`` set. ``template``: what a raw-table CT rule
+        attached (zone for the lookup; helper for an entry this packet creates)."""
         if pkt.ct is not None or pkt.untracked:
             if pkt.untracked:
                 pkt.ctinfo = IP_CT_UNTRACKED
@@ -87,20 +113,21 @@ class Tracker:
         if pkt.l4err is not None:                # damage the protocol's checks don't cover
             return self._invalid(pkt, pkt.l4err)
         proto = pkt.proto
+        zone = 0 if template is None else template.zone      # nf_ct_zone_tmpl
         for _ in range(3):      # REPEAT after a TCP reopen; bounded, as a loop guard
             if proto == 6 or proto == 17:
-                key: Tuple = (pkt.src, pkt.dst, proto, pkt.sport, pkt.dport, 0)
+                key: Tuple = (pkt.src, pkt.dst, proto, pkt.sport, pkt.dport, zone)
             else:
                 ab = l4.pkt_to_tuple(pkt)
                 if ab is None:
                     return self._invalid(pkt, pkt.reason or "cannot get tuple")
-                key = (pkt.src, pkt.dst, proto, ab[0], ab[1], 0)
+                key = (pkt.src, pkt.dst, proto, ab[0], ab[1], zone)
             ct = self.table.hash.get(key)
             if ct is not None and ct.timeout <= now:
                 self.kill(ct, now)
                 ct = None
             if ct is None:
-                ct = self._init_conntrack(key, l4, pkt, now)
+                ct = self._init_conntrack(key, l4, pkt, now, template)
                 if ct is None:
                     if pkt.reason == "table full":
                         self.stats["drop"] += 1
@@ -137,11 +164,16 @@ class Tracker:
             return self._invalid(pkt, pkt.reason or "invalid packet")
         else:
             return self._invalid(pkt, "repeated lookup")
+        pkt.ct = ct
+        pkt.ctinfo = ctinfo
+        if self.is_24 and ct.help is not None and ct.help.helper is not None:
+            # linux-2.4: ip_conntrack_in ran the helper here, before any rule (now: confirm);
+            # a DROP keeps the classification (the caller releases an unconfirmed entry)
+            if ct.help.helper.help(self, ct, pkt, ctinfo, now) != NF_ACCEPT:
+                return VERDICT_DROP
         if ctinfo == IP_CT_ESTABLISHED_REPLY and not ct.status & IPS_SEEN_REPLY:
             ct.status |= IPS_SEEN_REPLY
             ct.events |= IPCT_REPLY
-        pkt.ct = ct
-        pkt.ctinfo = ctinfo
         return VERDICT_ACCEPT
 
     def _invalid(self, pkt: Packet, reason: str) -> int:
@@ -156,7 +188,8 @@ class Tracker:
         d = self.invalid_reasons
         d[reason] = d.get(reason, 0) + 1
 
-    def _init_conntrack(self, key: Tuple, l4: L4Tracker, pkt: Packet, now: float) -> Conn | None:
+    def _init_conntrack(self, key: Tuple, l4: L4Tracker, pkt: Packet, now: float,
+                        template: CtTemplate | None = None) -> Conn | None:
         """``init_conntrack``: allocate an unconfirmed entry (None: invalid or table full)."""
         inv = l4.invert(key[3], key[4])
         if inv is None:
@@ -176,6 +209,19 @@ class Tracker:
         reply: Tuple = (key[1], key[0], key[2], inv[0], inv[1], key[5])
         ct = Conn(key, reply, AF_INET6 if len(key[0]) == 16 else 2, now)
         table.count += 1
+        # an expectation it fulfils (consumed even if the protocol then refuses the packet,
+        # as in the kernel), else the template's helper; linux-2.4: helper by port, always
+        exp = self.expect.find(key, now) if self.expect.count else None
+        if exp is not None:
+            from_expectation(ct, exp)
+        elif template is not None and template.helper is not None:
+            helper = self.helpers.find(template.helper, ct.l3num, key[2])
+            if helper is not None:
+                attach(ct, helper)
+        if self.is_24:
+            helper = self.helpers.by_reply_port(key[2], key[4])
+            if helper is not None:
+                attach(ct, helper, explicit=False)
         if not l4.new(self, ct, pkt, now):
             table.count -= 1
             if pkt.reason is None:
@@ -201,6 +247,18 @@ class Tracker:
         ct = pkt.ct
         if ct is None:
             return VERDICT_ACCEPT
+        help = ct.help
+        if (help is not None and help.helper is not None and not self.is_24
+                and pkt.ctinfo != IP_CT_RELATED_REPLY):
+            # nf_confirm: the entry's helper sees the packet after the rules, before the
+            # insertion; its DROP drops the packet (an unconfirmed entry dies with it; the
+            # packet keeps its classification for the trace)
+            if help.helper.help(self, ct, pkt, pkt.ctinfo, now) != NF_ACCEPT:
+                if not ct.status & IPS_CONFIRMED:
+                    self.table.count -= 1
+                    ct.status |= IPS_DYING
+                    self.expect.remove_master(ct, now)
+                return VERDICT_DROP
         if not ct.status & IPS_CONFIRMED:
             if pkt.ctinfo >= IP_CT_ESTABLISHED_REPLY:
                 return VERDICT_ACCEPT          # only the original direction confirms
@@ -213,11 +271,18 @@ class Tracker:
                 self.kill(other, now)
                 other = h.get(ct.orig) or h.get(ct.reply)
             if other is not None:
+                if help is not None:            # the loser's expectations die with it
+                    self.expect.remove_master(ct, now)
                 return self._clash(pkt, ct, other, now)
             ct.id = table.next_id
             table.next_id += 1
             table.insert(ct, now)
             ct.events |= IPCT_RELATED if ct.master is not None else IPCT_NEW
+            if help is not None:
+                if help.helper is not None:
+                    ct.events |= IPCT_HELPER
+                if ct.master is not None and ct.master.help is not None:
+                    ct.master.help.children += 1      # the child's reference on its master
         if ct.events:
             ev = ct.events
             ct.events = 0
@@ -246,11 +311,12 @@ class Tracker:
         return VERDICT_DROP
 
     def release(self, pkt: Packet) -> None:
-        """The packet was dropped before confirm: an unconfirmed entry dies with it."""
+        """The packet was dropped before confirm: an unconfirmed entry dies with it. The
+        packet keeps pointing at it (DYING) so reports still show what the rules saw."""
         ct = pkt.ct
-        if ct is not None and not ct.status & IPS_CONFIRMED:
+        if ct is not None and not ct.status & (IPS_CONFIRMED | IPS_DYING):
             self.table.count -= 1
-            pkt.ct = None
+            ct.status |= IPS_DYING
 
     # -- entry lifetime ------------------------------------------------------------------
     def refresh_acct(self, ct: Conn, pkt: Packet, dir: int, now: float, timeout: float) -> None:
@@ -284,6 +350,11 @@ class Tracker:
             self.table.count -= 1
             if self.sink is not None:
                 self.sink(now, IPCT_DESTROY, ct)
+            m = ct.master
+            if m is not None and m.help is not None:
+                m.help.children -= 1             # drops its reference on the master
+        if ct.help is not None and ct.help.expectations:
+            self.expect.remove_master(ct, now)   # nf_ct_remove_expectations, after DESTROY
 
     def kill_acct(self, ct: Conn, pkt: Packet, dir: int, now: float) -> None:
         self.acct(ct, pkt, dir)
@@ -299,6 +370,8 @@ class Tracker:
 
     def expire(self, now: float) -> int:
         """Remove every entry whose timeout has passed. Returns how many."""
+        if now >= self.expect.soonest:
+            self.expect.expire(now)              # expectation timers
         if now < self.table.soonest:
             return 0
         n = 0
@@ -308,7 +381,11 @@ class Tracker:
         return n
 
     def next_deadline(self) -> float | None:
-        return self.table.next_deadline()
+        a = self.table.next_deadline()
+        b = self.expect.next_deadline()
+        if a is None:
+            return b
+        return a if b is None else min(a, b)
 
     def entries(self, now: float) -> list[Conn]:
         """Live confirmed entries (expired ones are reaped first), oldest first."""

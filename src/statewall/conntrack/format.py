@@ -25,6 +25,7 @@ from .conn import (
     Conn,
     Tuple,
 )
+from .expect import IPEXP_DESTROY, Expectation
 from .proto.base import L4Tracker
 from .proto.registry import PROTO_NAMES
 
@@ -111,7 +112,7 @@ def conntrack_line(ct: Conn, now: float, l4: L4Tracker, acct: bool = False,
         s += f"helper={ct.helper} "
     if with_id:
         s += f"id={ct.id} "
-    s += "use=1"
+    s += f"use={conntrack_use(ct)}"
     return s
 
 
@@ -129,7 +130,7 @@ def proc_line(ct: Conn, now: float, l4: L4Tracker, acct: bool = False) -> str:
     s += tuple_text(ct.reply, True) + _counters(ct, 1, acct)
     if ct.status & IPS_ASSURED:
         s += "[ASSURED] "
-    s += f"mark={ct.mark} zone={ct.zone} use=2"
+    s += f"mark={ct.mark} zone={ct.zone} use={conntrack_use(ct) + 1}"
     return s
 
 
@@ -182,6 +183,8 @@ def event_line(bits: int, ct: Conn, now: float, l4: L4Tracker, acct: bool = Fals
         s += f"mark={ct.mark} "
     if ct.zone:
         s += f"zone={ct.zone} "
+    if ct.helper and not destroy:
+        s += f"helper={ct.helper} "
     return s.rstrip()
 
 
@@ -206,4 +209,118 @@ def as_json(ct: Conn, now: float, l4: L4Tracker) -> dict[str, Any]:
         "mark": ct.mark,
         "zone": ct.zone,
         "helper": ct.helper,
+    }
+
+
+# -- expectations and helpers ----------------------------------------------------------------
+# ``conntrack -L expect`` / ``-E expect`` (libnetfilter_conntrack expect/snprintf_default.c
+# over ctnetlink_exp_dump_expect), ``/proc/net/nf_conntrack_expect``
+# (nf_conntrack_expect.c ``exp_seq_show``), 2.4.0's ``EXPECTING:`` lines. Checked against
+# this machine's kernel (6.18, conntrack 1.4.7): note that ``conntrack -L expect`` lists only
+# IPv4 expectations unless given ``-f ipv6``.
+
+_EXPECT_FLAG_NAMES: Final = ((1, "PERMANENT"), (2, "INACTIVE"), (4, "USERSPACE"))
+
+
+def conntrack_use(ct: Conn) -> int:
+    """The entry's reference count as ``conntrack -L`` shows it (``use=``): 1, plus one for
+    every live entry expected from it (``ct->master`` holds a reference). ``/proc`` shows
+    one more (the reader's own reference)."""
+    h = ct.help
+    return 1 + (h.children if h is not None else 0)
+
+
+def _expect_tuples(exp: Expectation) -> str:
+    """The expected tuple, the mask and the master's original tuple, as ctnetlink gives
+    them to ``conntrack``: the mask's destination is all ones."""
+    p = exp.proto
+    n = len(exp.dst)
+    ones = b"\xff" * n
+    s = tuple_text((exp.src, exp.dst, p, exp.sport, exp.dport, 0))
+    s += f"mask-src={addr(exp.smask)} mask-dst={addr(ones)} "
+    s += tuple_text((ones, ones, p, exp.sport_mask, 0xFFFF, 0)).split(" ", 2)[2]
+    m = exp.master.orig
+    s += f"master-src={addr(m[0])} master-dst={addr(m[1])} "
+    s += tuple_text(m).split(" ", 2)[2]
+    return s
+
+
+def _expect_tail(exp: Expectation) -> str:
+    s = ""                  # (no zone=: this kernel + conntrack 1.4.7 show none, even for 5)
+    flags = [name for bit, name in _EXPECT_FLAG_NAMES if exp.flags & bit]
+    if flags:
+        s += ",".join(flags) + " "
+    s += f"class={exp.cls} "
+    mh = exp.master.help
+    if mh is not None and mh.helper is not None:
+        s += f"helper={mh.helper.name}"
+    return s.rstrip()
+
+
+def expect_line(exp: Expectation, now: float) -> str:
+    """One ``conntrack -L expect`` line (no newline)."""
+    return f"{exp.remaining(now)} proto={exp.proto} " + _expect_tuples(exp) + _expect_tail(exp)
+
+
+def expect_event_line(bits: int, exp: Expectation, now: float) -> str:
+    """One ``conntrack -E expect`` line: ``[NEW]`` with the full timeout, ``[DESTROY]``
+    with what was left (0 when it expired)."""
+    kind = "[DESTROY]" if bits & IPEXP_DESTROY else "[NEW]"
+    return f"{kind:>9} " + expect_line(exp, now)
+
+
+def expect_text(exp: Expectation) -> str:
+    """An expectation without its timeout (for traces: which one an entry came from)."""
+    return f"proto={exp.proto} " + _expect_tuples(exp) + _expect_tail(exp)
+
+
+def expect_origin(ct: Conn) -> str | None:
+    """The expectation ``ct`` was created from, or None."""
+    h = ct.help
+    if h is None or h.origin is None:
+        return None
+    return expect_text(h.origin)
+
+
+def expect_proc_line(exp: Expectation, now: float) -> str:
+    """One ``/proc/net/nf_conntrack_expect`` line (no newline)."""
+    left = "- " if exp.timeout is None else f"{exp.remaining(now)} "
+    s = left + f"l3proto = {exp.l3num} proto={exp.proto} "
+    s += tuple_text((exp.src, exp.dst, exp.proto, exp.sport, exp.dport, 0), True)
+    flags = [name for bit, name in _EXPECT_FLAG_NAMES if exp.flags & bit]
+    s += ",".join(flags)
+    mh = exp.master.help
+    if mh is not None and mh.helper is not None:
+        s += (" " if exp.flags else "") + mh.helper.name
+        pname = mh.helper.policy[exp.cls].name
+        if pname:
+            s += "/" + pname
+    return s
+
+
+def ip_conntrack_expect_line(exp: Expectation) -> str:
+    """2.4.0 ``/proc/net/ip_conntrack``: one ``EXPECTING:`` line after the entries
+    (trailing blank included, no newline)."""
+    return f"EXPECTING: proto={exp.proto} " + tuple_text(
+        (exp.src, exp.dst, exp.proto, exp.sport, exp.dport, 0))
+
+
+def expect_as_json(exp: Expectation, now: float) -> dict[str, Any]:
+    m = exp.master
+    mh = m.help
+    return {
+        "id": exp.id,
+        "timeout": exp.remaining(now) if exp.timeout is not None else None,
+        "family": "ipv4" if exp.l3num == 2 else "ipv6",
+        "proto": proto_name(exp.proto),
+        "protonum": exp.proto,
+        "src": addr(exp.src), "src_mask": addr(exp.smask),
+        "sport": exp.sport, "sport_mask": exp.sport_mask,
+        "dst": addr(exp.dst), "dport": exp.dport,
+        "master": {"id": m.id, "src": addr(m.orig[0]), "dst": addr(m.orig[1]),
+                   "sport": m.orig[3], "dport": m.orig[4]},
+        "class": exp.cls,
+        "flags": [name for bit, name in _EXPECT_FLAG_NAMES if exp.flags & bit],
+        "helper": mh.helper.name if mh is not None and mh.helper is not None else None,
+        "zone": exp.zone,
     }

@@ -7,7 +7,10 @@ Numbers follow net/netfilter/nf_conntrack_proto_*.c, nf_conntrack_core.c (sizing
 net/ipv4/ip_fragment.c; the 2.4 ones net/ipv4/netfilter/ip_conntrack_*.c of Linux 2.4.0.
 
 ``Settings`` has one attribute per sysctl, named by the sysctl's last component
-(``nf_conntrack_tcp_timeout_established``), so the hot path reads plain attributes.
+(``nf_conntrack_tcp_timeout_established``), so the hot path reads plain attributes. The
+helpers' module parameters (``nf_conntrack_ftp.ports``, ``nf_conntrack_ftp.loose``,
+``nf_conntrack_tftp.ports``, see ``MODULE_PARAMS``) are set the same way and kept as
+``ftp_ports``, ``ftp_loose``, ``tftp_ports``.
 Timeouts are seconds (the kernel keeps jiffies but shows seconds).
 """
 
@@ -76,6 +79,23 @@ LINUX_24: Final[dict[str, int]] = {
 
 PROFILES: Final = ("linux", "linux-2.4")
 
+# Module parameters of the conntrack helpers (``/sys/module/<module>/parameters/<param>``),
+# named ``<module>.<param>`` as on the kernel command line, with their defaults as text.
+# ``ports``: up to 8 ports (``module_param_array(ports, ushort)``); FTP's ``loose`` is a bool.
+# These are global in the kernel (not per network namespace).
+MODULE_PARAMS: Final[dict[str, str]] = {
+    "nf_conntrack_ftp.ports": "21",
+    "nf_conntrack_ftp.loose": "0",
+    "nf_conntrack_tftp.ports": "69",
+}
+_MODULE_ATTRS: Final = {"nf_conntrack_ftp.ports": "ftp_ports",
+                        "nf_conntrack_ftp.loose": "ftp_loose",
+                        "nf_conntrack_tftp.ports": "tftp_ports"}
+# MODULE_ALIAS("ip_conntrack_ftp") / ("ip_conntrack_tftp"): the 2.4-era module names
+_MODULE_ALIASES: Final = {"ip_conntrack_ftp": "nf_conntrack_ftp",
+                          "ip_conntrack_tftp": "nf_conntrack_tftp"}
+MAX_HELPER_PORTS: Final = 8
+
 # short aliases users type: "nf_conntrack_udp_timeout", "netfilter.nf_conntrack_max", ...
 _BY_LEAF: Final = {name.rsplit(".", 1)[1]: name for name in DEFAULTS}
 
@@ -87,9 +107,12 @@ class SettingError(ValueError):
 class Settings:
     """Resolved settings. Attribute names are the sysctl leaf names."""
 
-    __slots__ = tuple(["profile"] + sorted(_BY_LEAF))
+    __slots__ = tuple(["profile", "ftp_ports", "ftp_loose", "tftp_ports"] + sorted(_BY_LEAF))
 
     profile: str
+    ftp_ports: tuple[int, ...]      # nf_conntrack_ftp.ports
+    ftp_loose: int                  # nf_conntrack_ftp.loose
+    tftp_ports: tuple[int, ...]     # nf_conntrack_tftp.ports
     nf_conntrack_max: int
     nf_conntrack_buckets: int
     nf_conntrack_expect_max: int
@@ -138,6 +161,8 @@ class Settings:
             values.update(LINUX_24)
         for name, value in values.items():
             setattr(self, name.rsplit(".", 1)[1], value)
+        for name, text in MODULE_PARAMS.items():
+            setattr(self, _MODULE_ATTRS[name], _module_param(name, text, source))
         for key, raw in overrides:
             self.set(key, raw, source)
 
@@ -145,6 +170,9 @@ class Settings:
         full = resolve_name(key)
         if full is None:
             raise SettingError(f"{source}: unknown sysctl {key!r}")
+        if full in MODULE_PARAMS:
+            setattr(self, _MODULE_ATTRS[full], _module_param(full, raw, source))
+            return
         try:
             value = int(raw.strip(), 0)
         except ValueError:
@@ -160,13 +188,60 @@ class Settings:
 
 
 def resolve_name(key: str) -> str | None:
-    """Full sysctl name for ``key`` (full name, ``/proc/sys`` path, or leaf name)."""
+    """Full sysctl name for ``key`` (full name, ``/proc/sys`` path, or leaf name), or the
+    ``module.param`` name of a helper module parameter (also as its ``/sys/module`` path)."""
     key = key.strip()
     if key.startswith("/proc/sys/"):
         key = key[len("/proc/sys/"):].replace("/", ".")
     if key in DEFAULTS:
         return key
+    if key.startswith("/sys/module/"):
+        parts = key[len("/sys/module/"):].split("/")
+        if len(parts) == 3 and parts[1] == "parameters":
+            key = f"{parts[0]}.{parts[2]}"
+    module, _, param = key.partition(".")
+    module = _MODULE_ALIASES.get(module, module)
+    if f"{module}.{param}" in MODULE_PARAMS:
+        return f"{module}.{param}"
     return _BY_LEAF.get(key.rsplit(".", 1)[-1])
+
+
+def _kstrtoul(text: str) -> int:
+    """``kstrtoul(s, 0)``: decimal, ``0x`` hex or leading-``0`` octal; ValueError else."""
+    t = text.strip()
+    if t.lower().startswith("0x"):
+        return int(t[2:], 16)
+    if len(t) > 1 and t.startswith("0"):
+        return int(t[1:], 8)
+    if not t.isdigit():
+        raise ValueError(t)
+    return int(t, 10)
+
+
+def _module_param(name: str, raw: str, source: str) -> tuple[int, ...] | int:
+    """Parse a helper module parameter the way the kernel's param setters do."""
+    text = raw.strip()
+    if name.endswith(".loose"):
+        # param_set_bool -> kstrtobool: y/Y/1/on true, n/N/0/off false
+        low = text.lower()
+        if low[:1] in ("y", "1") or low == "on":
+            return 1
+        if low[:1] in ("n", "0") or low in ("off", "of"):
+            return 0
+        raise SettingError(f"{source}: {name}: not a boolean: {text!r}")
+    parts = text.split(",")
+    if len(parts) > MAX_HELPER_PORTS:
+        raise SettingError(f"{source}: {name}: can only take {MAX_HELPER_PORTS} arguments")
+    ports: list[int] = []
+    for part in parts:
+        try:
+            port = _kstrtoul(part)
+        except ValueError:
+            raise SettingError(f"{source}: {name}: not a port number: {part.strip()!r}") from None
+        if port > 0xFFFF:
+            raise SettingError(f"{source}: {name}: port out of range: {port}")
+        ports.append(port)
+    return tuple(ports)
 
 
 def parse_assignment(text: str, source: str = "--sysctl") -> tuple[str, str]:

@@ -14,8 +14,8 @@ finds it still alive or when a refresh moves its timeout before its bucket's key
 that only extends the timeout costs nothing; the sweep re-files it. So each entry has at most
 a few stale references, whatever the packet rate. Bucket keys: 64 s and 4096 s windows are
 keyed by their start (swept as soon as the window opens, survivors re-filed finer); 1 s
-buckets by their end, so a sweep reports an expiry at most 1 s after it happened (a lookup
-of the entry in between still sees it dead at once, as the kernel does).
+buckets too, and an entry still alive when its second's bucket is swept is filed under its
+exact timeout, so a sweep at any ``now`` reports exactly the entries dead by then.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _bucket_of(timeout: float, now: float) -> float:
     """Bucket key: when to look at the entry again (see the module header)."""
     delta = timeout - now
     if delta < _MID:
-        return -(-timeout // _FINE)                 # end of its second
+        return (timeout // _FINE) * _FINE           # start of its second
     if delta < _COARSE:
         return (timeout // _MID) * _MID             # start of its 64 s window (> now)
     return (timeout // _COARSE) * _COARSE           # start of its 4096 s window (> now)
@@ -101,14 +101,17 @@ class Table:
         """(Re)file a confirmed entry by its current timeout if that moved it earlier."""
         b = _bucket_of(ct.timeout, now)
         if ct.bucket == -1 or b < ct.bucket:
-            ct.bucket = b
-            lst = self.buckets.get(b)
-            if lst is None:
-                self.buckets[b] = [ct]
-                if b < self.soonest:
-                    self.soonest = b
-            else:
-                lst.append(ct)
+            self._put(ct, b)
+
+    def _put(self, ct: Conn, b: float) -> None:
+        ct.bucket = b
+        lst = self.buckets.get(b)
+        if lst is None:
+            self.buckets[b] = [ct]
+            if b < self.soonest:
+                self.soonest = b
+        else:
+            lst.append(ct)
 
     def due(self, now: float) -> Iterator[Conn]:
         """Entries whose timeout has passed, each once; still-alive ones are re-filed.
@@ -125,8 +128,11 @@ class Table:
                 if ct.bucket != first:
                     continue                    # stale reference: re-filed or removed
                 ct.bucket = -1
-                if ct.timeout <= now:
+                t = ct.timeout
+                if t <= now:
                     yield ct
+                elif t - now < _FINE:
+                    self._put(ct, t)            # its last second: look again exactly then
                 else:
                     self.file(ct, now)          # files it under a key > now
         self.soonest = min(buckets) if buckets else _INF

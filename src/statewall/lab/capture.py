@@ -3,7 +3,7 @@
 Owns: reading frames (both directions, kernel nanosecond timestamps, input/output interface
 and direction) from an ``AF_PACKET``/``ETH_P_ALL`` socket opened inside fw's namespace, in
 the order the kernel delivered them, on a background thread.
-Must not know: scenarios, conntrack, file formats (``pcapng`` writes what this collects).
+Must not know: scenarios, conntrack, file formats (``record`` writes what this collects with ``statewall.io.capture``).
 
 One socket for all interfaces gives a single kernel-ordered stream (the tap runs right
 before ``ip_rcv``/PREROUTING for ingress and at ``dev_queue_xmit`` for egress), so the

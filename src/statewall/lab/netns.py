@@ -1,4 +1,5 @@
-"""The lab topology: three network namespaces, client - fw - server, joined by veth pairs.
+"""The lab topology: a firewall namespace ``fw`` and one peer namespace per fw interface,
+joined by veth pairs (the corpus lab: client - fw - server).
 
 Owns: creating the namespaces and *always* tearing them down again (context manager,
 ``atexit``, SIGTERM/SIGHUP turned into ``SystemExit``, a reaper for namespaces left by dead
@@ -8,9 +9,17 @@ Must not know: scenarios, conntrack, capture or trace formats. This is edge code
 ``ip``, ``sysctl``, ``iptables-restore``/``ip6tables-restore`` as
 subprocesses and needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN for ``ip netns``).
 
-Safety: only documentation addresses are configured (198.51.100.0/24, 203.0.113.0/24,
-192.0.2.0/24, 2001:db8::/32) and the root namespace is never touched: every command runs
-through ``ip netns exec <ours>`` and every socket is opened after ``setns`` into one of ours.
+The standard lab (``Topology()``) has two peers, ``client`` behind fw's ``c0`` and ``server``
+behind ``s0``, with the addressing plan below.  ``Topology(endpoints=[...])`` builds any number
+of fw interfaces (``statewall kernel-diff`` names them after a capture's interfaces); each
+``Endpoint`` says which prefixes fw routes to it and which addresses get a permanent
+neighbour entry there, so fw forwards to any address without ARP/ND.
+
+Safety: the corpus lab configures only documentation addresses (198.51.100.0/24,
+203.0.113.0/24, 192.0.2.0/24, 2001:db8::/32); a capture lab uses the capture's addresses,
+which exist only inside these namespaces (fw's only links are the veths to its peers, whose
+stacks are silenced).  The root namespace is never touched: every command runs through
+``ip netns exec <ours>`` and every socket is opened after ``setns`` into one of ours.
 """
 
 from __future__ import annotations
@@ -28,10 +37,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import Final, Literal
+from typing import Final
 
-Role = Literal["client", "fw", "server"]
-Side = Literal["client", "server"]
+Role = str  # "fw" or a peer's side name
+Side = str  # a peer: "client", "server", or (capture labs) the fw interface's name
 
 NS_PREFIX: Final = "sw-"
 CLONE_NEWNET: Final = 0x40000000
@@ -68,7 +77,15 @@ DOC_PREFIXES: Final = CLIENT_SIDE_V4 + SERVER_SIDE_V4 + ("2001:db8::/32",)
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One peer namespace and the fw interface that faces it."""
+    """One peer namespace and the fw interface that faces it.
+
+    ``ipv4``/``ipv6``: the peer's own addresses ("" for none; only live peers use them);
+    ``fw_ipv4``/``fw_ipv6``: fw's first address on the link ("" for none), with
+    ``fw_plen4``/``fw_plen6`` and any ``fw_extra`` ("ADDR/PLEN") addresses; ``routes``:
+    prefixes fw routes out of ``fw_ifname`` (besides the connected ones); ``neighbours``:
+    addresses that get a permanent neighbour entry with the peer's MAC on that link (and a
+    host route when no route covers them).
+    """
 
     side: Side
     ns: str
@@ -80,6 +97,74 @@ class Endpoint:
     fw_mac: str
     fw_ipv4: str
     fw_ipv6: str
+    fw_plen4: int = 24
+    fw_plen6: int = 64
+    fw_extra: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+    neighbours: tuple[str, ...] = ()
+
+    def fw_addresses(self) -> list[str]:
+        """fw's addresses on this link as ``ADDR/PLEN``."""
+        out = []
+        if self.fw_ipv4:
+            out.append(f"{self.fw_ipv4}/{self.fw_plen4}")
+        if self.fw_ipv6:
+            out.append(f"{self.fw_ipv6}/{self.fw_plen6}")
+        return out + list(self.fw_extra)
+
+
+def lab_mac(index: int, fw: bool) -> str:
+    """The fixed MAC of fw's (``fw``) or the peer's end of link ``index`` (0-based)."""
+    return f"02:00:00:00:{index + 1:02x}:{1 if fw else 2:02x}"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    """A fw interface of a capture lab, before namespace names exist: its name, fw's
+    addresses on it (``ADDR/PLEN``), the prefixes routed out of it and the addresses that
+    live behind it (permanent neighbour entries)."""
+
+    fw_ifname: str
+    fw_addrs: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+    neighbours: tuple[str, ...] = ()
+
+
+def link_endpoints(prefix: str, links: Sequence[LinkSpec]) -> list[Endpoint]:
+    """Endpoints for ``links``: the peer behind fw's ``X`` is called ``X`` (namespace
+    ``<prefix>-p<i>``), its MACs are ``lab_mac(i, ...)``; peers have no addresses."""
+    import ipaddress
+
+    out = []
+    for i, ln in enumerate(links):
+        v4 = [ipaddress.ip_interface(a) for a in ln.fw_addrs if ":" not in a]
+        v6 = [ipaddress.ip_interface(a) for a in ln.fw_addrs if ":" in a]
+        firsts = {str(v[0]) for v in (v4, v6) if v}
+        extra = tuple(str(ipaddress.ip_interface(a)) for a in ln.fw_addrs
+                      if str(ipaddress.ip_interface(a)) not in firsts)
+        out.append(Endpoint(
+            ln.fw_ifname, f"{prefix}-p{i}", PEER_IF, lab_mac(i, False), "", "",
+            ln.fw_ifname, lab_mac(i, True),
+            str(v4[0].ip) if v4 else "", str(v6[0].ip) if v6 else "",
+            v4[0].network.prefixlen if v4 else 24, v6[0].network.prefixlen if v6 else 64,
+            extra, tuple(ln.routes), tuple(ln.neighbours)))
+    return out
+
+
+def standard_endpoints(prefix: str) -> list[Endpoint]:
+    """The corpus lab: ``client`` behind ``c0``, ``server`` behind ``s0``."""
+    nb_client = [f"{net}.{h}" for net in ("198.51.100", "192.0.2") for h in range(1, 255)
+                 if f"{net}.{h}" != FW_CLIENT_V4] + [CLIENT_V6]
+    nb_server = [f"203.0.113.{h}" for h in range(1, 255)
+                 if f"203.0.113.{h}" != FW_SERVER_V4] + [SERVER_V6]
+    return [
+        Endpoint("client", f"{prefix}-cl", PEER_IF, CLIENT_MAC, CLIENT_V4, CLIENT_V6,
+                 FW_CLIENT_IF, FW_CLIENT_MAC, FW_CLIENT_V4, FW_CLIENT_V6,
+                 routes=("192.0.2.0/24",), neighbours=tuple(nb_client)),
+        Endpoint("server", f"{prefix}-sv", PEER_IF, SERVER_MAC, SERVER_V4, SERVER_V6,
+                 FW_SERVER_IF, FW_SERVER_MAC, FW_SERVER_V4, FW_SERVER_V6,
+                 neighbours=tuple(nb_server)),
+    ]
 
 
 class LabError(RuntimeError):
@@ -171,8 +256,13 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
-def socket_in_netns(ns: str, family: int, type_: int, proto: int = 0) -> socket.socket:
-    """Open ``socket(family, type_, proto)`` inside network namespace ``ns``."""
+def socket_in_netns(ns: str, family: int, type_: int, proto: int = 0, *,
+                    fsuid: int | None = None) -> socket.socket:
+    """Open ``socket(family, type_, proto)`` inside network namespace ``ns``.
+
+    ``fsuid``: create it with this filesystem uid (the socket's owner, as ``-m owner
+    --uid-owner`` sees it); root keeps CAP_NET_RAW, which is not a filesystem capability.
+    """
     box: dict[str, socket.socket | BaseException] = {}
 
     def work() -> None:
@@ -182,6 +272,8 @@ def socket_in_netns(ns: str, family: int, type_: int, proto: int = 0) -> socket.
                 _setns(fd)
             finally:
                 os.close(fd)
+            if fsuid is not None:
+                _libc.setfsuid(fsuid)  # per thread; this thread ends right after
             box["sock"] = socket.socket(family, type_, proto)
         except BaseException as exc:  # handed to the caller below
             box["err"] = exc
@@ -222,7 +314,8 @@ def _ethtool_set(sock: socket.socket, ifname: str, cmd: int, value: int) -> None
 
 # ---------------------------------------------------------------------------------------
 class Topology:
-    """client --(eth0|c0)-- fw --(s0|eth0)-- server, each in its own network namespace.
+    """client --(eth0|c0)-- fw --(s0|eth0)-- server, each in its own network namespace
+    (or, with ``links`` or ``endpoints``, any set of peers behind fw's interfaces).
 
     ``up()`` builds it, ``down()`` removes it (idempotent, also runs at exit / on signals).
     Use as a context manager.  ``live_peers=False`` silences the peers' own stacks (raw
@@ -230,23 +323,33 @@ class Topology:
     ``live_peers=True`` lets them answer (real programs).
     """
 
-    def __init__(self, prefix: str | None = None) -> None:
+    def __init__(self, prefix: str | None = None,
+                 endpoints: Sequence[Endpoint] | None = None,
+                 links: Sequence[LinkSpec] | None = None) -> None:
         global _SEQ
         _SEQ += 1
         self.prefix = prefix or f"{NS_PREFIX}{os.getpid()}-{_SEQ}"
-        self.ns: dict[Role, str] = {
-            "client": f"{self.prefix}-cl",
-            "fw": f"{self.prefix}-fw",
-            "server": f"{self.prefix}-sv",
-        }
-        self.client = Endpoint("client", self.ns["client"], PEER_IF, CLIENT_MAC, CLIENT_V4,
-                               CLIENT_V6, FW_CLIENT_IF, FW_CLIENT_MAC, FW_CLIENT_V4,
-                               FW_CLIENT_V6)
-        self.server = Endpoint("server", self.ns["server"], PEER_IF, SERVER_MAC, SERVER_V4,
-                               SERVER_V6, FW_SERVER_IF, FW_SERVER_MAC, FW_SERVER_V4,
-                               FW_SERVER_V6)
+        if endpoints is not None:
+            eps = list(endpoints)
+        elif links is not None:
+            eps = link_endpoints(self.prefix, links)
+        else:
+            eps = standard_endpoints(self.prefix)
+        if not eps:
+            raise LabError("a topology needs at least one peer")
+        names = [ep.side for ep in eps]
+        if len(set(names)) != len(names) or "fw" in names:
+            raise LabError(f"peer names must be unique and not 'fw': {names}")
+        self.endpoints: tuple[Endpoint, ...] = tuple(eps)
+        self.ns: dict[Role, str] = {"fw": f"{self.prefix}-fw"}
+        for ep in eps:
+            self.ns[ep.side] = ep.ns
+        by_side = {ep.side: ep for ep in eps}
+        self.client = by_side.get("client", eps[0])
+        self.server = by_side.get("server", eps[-1])
         self.live_peers = False
         self.offloads_disabled = False
+        self.route_table: list[tuple[str, str]] = []  # (prefix, fw interface), as built
         self._procs: list[subprocess.Popen[bytes]] = []
         self._up = False
 
@@ -259,7 +362,20 @@ class Topology:
         self.down()
 
     def endpoint(self, side: Side) -> Endpoint:
-        return self.client if side == "client" else self.server
+        for ep in self.endpoints:
+            if ep.side == side:
+                return ep
+        raise KeyError(f"no peer {side!r} in this lab")
+
+    def endpoint_of_iface(self, fw_ifname: str) -> Endpoint:
+        for ep in self.endpoints:
+            if ep.fw_ifname == fw_ifname:
+                return ep
+        raise KeyError(f"fw has no interface {fw_ifname!r}")
+
+    @property
+    def fw_ifaces(self) -> tuple[str, ...]:
+        return tuple(ep.fw_ifname for ep in self.endpoints)
 
     @property
     def is_up(self) -> bool:
@@ -305,8 +421,9 @@ class Topology:
             self._procs.remove(p)
         return p.returncode
 
-    def socket(self, role: Role, family: int, type_: int, proto: int = 0) -> socket.socket:
-        return socket_in_netns(self.ns[role], family, type_, proto)
+    def socket(self, role: Role, family: int, type_: int, proto: int = 0, *,
+               fsuid: int | None = None) -> socket.socket:
+        return socket_in_netns(self.ns[role], family, type_, proto, fsuid=fsuid)
 
     def sysctl(self, role: Role, settings: dict[str, str | int]) -> dict[str, str]:
         """Write sysctls in ``role``'s namespace; return the values read back."""
@@ -352,7 +469,7 @@ class Topology:
         return self
 
     def _build(self, live_peers: bool, extra_v6: list[str], offloads_off: bool) -> None:
-        roles: tuple[Role, ...] = ("client", "fw", "server")
+        roles: list[Role] = ["fw", *(ep.side for ep in self.endpoints)]
         for role in roles:
             subprocess.run(["ip", "netns", "add", self.ns[role]], check=True,
                            capture_output=True)
@@ -364,11 +481,11 @@ class Topology:
                                "net.ipv6.conf.default.accept_ra": 0,
                                "net.ipv6.conf.default.router_solicitations": 0})
             self.run(role, ["ip", "link", "set", "lo", "up"])
-        for ep in (self.client, self.server):
+        for ep in self.endpoints:
             self._peer_firewall(ep, live_peers)
 
         fw = self.ns["fw"]
-        for ep in (self.client, self.server):
+        for ep in self.endpoints:
             subprocess.run(
                 ["ip", "link", "add", ep.fw_ifname, "netns", fw, "address", ep.fw_mac,
                  "type", "veth", "peer", "name", ep.ifname, "netns", ep.ns,
@@ -383,41 +500,79 @@ class Topology:
                            "net.ipv4.conf.all.rp_filter": 0,
                            "net.ipv4.conf.default.rp_filter": 0})
         batch_fw: list[str] = []
-        for ep in (self.client, self.server):
-            batch_fw += [f"link set {ep.fw_ifname} up",
-                         f"addr add {ep.fw_ipv4}/24 dev {ep.fw_ifname}",
-                         f"addr add {ep.fw_ipv6}/64 dev {ep.fw_ifname} nodad"]
-            peer_batch = [f"link set {ep.ifname} up",
-                          f"addr add {ep.ipv4}/24 dev {ep.ifname}",
-                          f"addr add {ep.ipv6}/64 dev {ep.ifname} nodad",
-                          f"route add default via {ep.fw_ipv4}",
-                          f"route add default via {ep.fw_ipv6}",
-                          f"neigh replace {ep.fw_ipv4} lladdr {ep.fw_mac} dev {ep.ifname} "
-                          "nud permanent",
-                          f"neigh replace {ep.fw_ipv6} lladdr {ep.fw_mac} dev {ep.ifname} "
-                          "nud permanent"]
+        for ep in self.endpoints:
+            batch_fw.append(f"link set {ep.fw_ifname} up")
+            for a in ep.fw_addresses():
+                batch_fw.append(f"addr add {a} dev {ep.fw_ifname}"
+                                + (" nodad" if ":" in a else ""))
+            peer_batch = [f"link set {ep.ifname} up"]
+            if ep.ipv4:
+                peer_batch.append(f"addr add {ep.ipv4}/{ep.fw_plen4} dev {ep.ifname}")
+            if ep.ipv6:
+                peer_batch.append(f"addr add {ep.ipv6}/{ep.fw_plen6} dev {ep.ifname} nodad")
+            if ep.ipv4 and ep.fw_ipv4:
+                peer_batch += [f"route add default via {ep.fw_ipv4}",
+                               f"neigh replace {ep.fw_ipv4} lladdr {ep.fw_mac} "
+                               f"dev {ep.ifname} nud permanent"]
+            if ep.ipv6 and ep.fw_ipv6:
+                peer_batch += [f"route add default via {ep.fw_ipv6}",
+                               f"neigh replace {ep.fw_ipv6} lladdr {ep.fw_mac} "
+                               f"dev {ep.ifname} nud permanent"]
             self.run(ep.side, ["ip", "-batch", "-"], input="\n".join(peer_batch) + "\n")
         self.run("fw", ["ip", "-batch", "-"], input="\n".join(batch_fw) + "\n")
-
-        # Routes and permanent neighbours in fw: no ARP/ND is ever needed towards peers.
-        neigh: list[str] = ["route add 192.0.2.0/24 dev c0"]
-        for ep, nets4 in ((self.client, ("198.51.100", "192.0.2")),
-                          (self.server, ("203.0.113",))):
-            for net in nets4:
-                for host in range(1, 255):
-                    addr = f"{net}.{host}"
-                    if addr in (FW_CLIENT_V4, FW_SERVER_V4):
-                        continue
-                    neigh.append(f"neigh replace {addr} lladdr {ep.mac} dev {ep.fw_ifname} "
-                                 "nud permanent")
-        v6 = {CLIENT_V6, SERVER_V6, *extra_v6}
-        for addr in sorted(v6):
-            side = side_of(addr)
-            ep = self.endpoint(side)
-            neigh.append(f"neigh replace {addr} lladdr {ep.mac} dev {ep.fw_ifname} "
-                         "nud permanent")
-        self.run("fw", ["ip", "-batch", "-"], input="\n".join(neigh) + "\n")
+        self._fw_routes(extra_v6)
         self._wait_carrier()
+
+    def _fw_routes(self, extra_v6: list[str]) -> None:
+        """Routes and permanent neighbours in fw: no ARP/ND is ever needed towards peers."""
+        import ipaddress
+
+        nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+        batch: list[str] = []
+        for ep in self.endpoints:
+            for a in ep.fw_addresses():
+                nets.append((ipaddress.ip_interface(a).network, ep.fw_ifname))
+            for r in ep.routes:
+                net = ipaddress.ip_network(r, strict=False)
+                nets.append((net, ep.fw_ifname))
+                batch.append(f"route replace {net} dev {ep.fw_ifname}")
+        routes = [(str(net), dev) for net, dev in nets]
+        own = {ipaddress.ip_interface(a).ip for ep in self.endpoints
+               for a in ep.fw_addresses()}
+        extra: dict[str, list[str]] = {}
+        for addr in extra_v6:
+            extra.setdefault(side_of(addr), []).append(addr)
+        for ep in self.endpoints:
+            for addr in dict.fromkeys([*ep.neighbours, *extra.get(ep.side, [])]):
+                ip = ipaddress.ip_address(addr)
+                if ip in own:
+                    continue
+                if not any(ip in net and dev == ep.fw_ifname for net, dev in nets):
+                    batch.append(f"route replace {ip}/{ip.max_prefixlen} dev {ep.fw_ifname}")
+                    routes.append((f"{ip}/{ip.max_prefixlen}", ep.fw_ifname))
+                batch.append(f"neigh replace {ip} lladdr {ep.mac} dev {ep.fw_ifname} "
+                             "nud permanent")
+        if batch:
+            self.run("fw", ["ip", "-batch", "-"], input="\n".join(batch) + "\n",
+                     timeout=120.0)
+        self.route_table = list(dict.fromkeys(routes))
+
+    def route_iface(self, addr: str) -> str | None:
+        """fw's output interface for ``addr`` by longest prefix match over ``route_table``
+        (None: no route, or ``addr`` is fw's own)."""
+        import ipaddress
+
+        ip = ipaddress.ip_address(addr)
+        for ep in self.endpoints:
+            if any(ipaddress.ip_interface(a).ip == ip for a in ep.fw_addresses()):
+                return None
+        best: tuple[int, str] | None = None
+        for prefix, dev in self.route_table:
+            net = ipaddress.ip_network(prefix)
+            if net.version == ip.version and ip in net and (
+                    best is None or net.prefixlen > best[0]):
+                best = (net.prefixlen, dev)
+        return best[1] if best else None
 
     def _peer_firewall(self, ep: Endpoint, live: bool) -> None:
         """What the peers' own stacks may send: only to the documentation ranges (a program
@@ -441,7 +596,7 @@ class Topology:
         self.run(ep.side, ["ip6tables-restore"], input="\n".join(v6) + "\n")
 
     def _disable_offloads(self) -> None:
-        for ep in (self.client, self.server):
+        for ep in self.endpoints:
             ends: tuple[tuple[Role, str], ...] = ((ep.side, ep.ifname), ("fw", ep.fw_ifname))
             for role, ifname in ends:
                 with self.socket(role, socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -453,7 +608,7 @@ class Topology:
         deadline = time.monotonic() + timeout
         while True:
             r = self.run("fw", ["ip", "-o", "link", "show", "up"])
-            if r.stdout.count("LOWER_UP") >= 3:  # lo, c0, s0
+            if r.stdout.count("LOWER_UP") >= 1 + len(self.endpoints):  # lo + veths
                 return
             if time.monotonic() > deadline:
                 raise LabError(f"veth links did not come up: {r.stdout}")
@@ -489,7 +644,7 @@ def side_of(addr: str) -> Side:
     for nets, side in ((CLIENT_SIDE_V4 + CLIENT_SIDE_V6, "client"),
                        (SERVER_SIDE_V4 + SERVER_SIDE_V6, "server")):
         if any(ip in ipaddress.ip_network(n) for n in nets):
-            return side  # type: ignore[return-value]
+            return side
     raise ValueError(f"{addr} is outside the lab's documentation ranges")
 
 

@@ -4,7 +4,9 @@ Owns: binding an NFLOG group on a ``NETLINK_NETFILTER`` socket (opened inside fw
 namespace: NFLOG instances are per netns), configuring copy-packet mode with an immediate
 flush, and decoding ``NFULNL_MSG_PACKET`` messages (prefix, timestamp, in/out ifindex,
 hook, payload) on a background thread.  Also the observation ruleset: one NFLOG rule per
-``--ctstate``/``--ctdir`` combination, with the state in the prefix.
+``--ctstate``/``--ctdir`` combination, with the state in the prefix, at mangle PREROUTING and
+OUTPUT; one at the end of INPUT (security table) telling which packets were delivered to fw
+itself; and optionally the rule that silences fw's own stack.
 Must not know: scenarios, capture files, conntrack tables.
 
 Follows ``include/uapi/linux/netfilter/nfnetlink_log.h`` and ``net/netfilter/nfnetlink_log.c``.
@@ -62,16 +64,25 @@ STATE_RULES: Final = (
     ("RELATED", "REPLY"),
 )
 OBSERVE_CHAIN: Final = "SW_OBSERVE"
+DELIVER_PREFIX: Final = "swin"
+NF_INET_LOCAL_IN: Final = 1
+NF_INET_LOCAL_OUT: Final = 3
 
 
-def observe_ruleset(group: int, hook_chain: str = "PREROUTING") -> str:
-    """iptables-restore text (same for ip6tables) for the mangle-table observation chain.
+def observe_ruleset(group: int, *, silence_uid: int | None = None) -> str:
+    """iptables-restore text (same for ip6tables, load with ``--noflush`` after the
+    scenario's rules) for the observation rules.
 
-    mangle PREROUTING runs right after conntrack (-200 < -150) and sees every packet that
-    survived defrag and conntrack, whether it will be forwarded or delivered to fw.
+    mangle PREROUTING and OUTPUT run right after conntrack (-200 < -150) and see every
+    packet that survived defrag and conntrack, arriving or sent by fw itself; security INPUT
+    (priority 50) is the last table before conntrack confirms an entry at INPUT, so its
+    NFLOG rule (appended after any rules of the scenario) sees exactly the packets the
+    rules let through to fw's own stack.  ``silence_uid``: raw OUTPUT drops, before
+    conntrack sees them, all packets not sent by a socket of that (filesystem) uid: fw's own
+    stack (TCP resets, ICMP errors, echo replies, ND, REJECT's answers) is mute.
     """
     lines = ["*mangle", f":{OBSERVE_CHAIN} - [0:0]",
-             f"-I {hook_chain} 1 -j {OBSERVE_CHAIN}"]
+             f"-I PREROUTING 1 -j {OBSERVE_CHAIN}", f"-I OUTPUT 1 -j {OBSERVE_CHAIN}"]
     for state, direction in STATE_RULES:
         match = f"-m conntrack --ctstate {state}"
         tag = state
@@ -81,6 +92,11 @@ def observe_ruleset(group: int, hook_chain: str = "PREROUTING") -> str:
         lines.append(f"-A {OBSERVE_CHAIN} {match} -j NFLOG --nflog-group {group} "
                      f"--nflog-prefix \"{PREFIX}{tag}\" --nflog-threshold 1")
     lines.append("COMMIT")
+    lines += ["*security", f"-A INPUT -j NFLOG --nflog-group {group} "
+              f"--nflog-prefix {DELIVER_PREFIX} --nflog-threshold 1", "COMMIT"]
+    if silence_uid is not None:
+        lines += ["*raw", f"-I OUTPUT 1 -m owner ! --uid-owner {silence_uid} -j DROP",
+                  "COMMIT"]
     return "\n".join(lines) + "\n"
 
 
@@ -103,6 +119,11 @@ class NflogRecord:
         if not self.prefix.startswith(PREFIX):
             return None
         return self.prefix[len(PREFIX):].split()[0]
+
+    @property
+    def delivered(self) -> bool:
+        """The security-INPUT record: the packet reached fw's own stack."""
+        return self.prefix == DELIVER_PREFIX
 
     @property
     def ctdir(self) -> str | None:

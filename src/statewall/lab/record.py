@@ -1,12 +1,15 @@
 """Recording a scenario against the real kernel: inject, capture, classify, snapshot.
 
-Owns: running one ``Scenario`` in a fresh ``Topology`` (always torn down), with fw's
-observation rules (``nflog.observe_ruleset``), the scenario's sysctls and extra rules, a
-capture of every frame on fw's interfaces, the NFLOG stream, a ``conntrack -E`` listener and
-a table snapshot after every packet that enters fw; then joining all that into the
-``Recording``: ``kernel.json`` (per packet: ``n, ts, iface, ctstate, dir, forwarded,
-entry, conntrack, proc``...) and ``capture.pcapng`` (ingress only, one IDB per fw interface,
-in the order of ``packets[].n``).
+Owns: running one ``Scenario`` in a fresh ``Topology`` (always torn down), with the
+scenario's sysctls and rules, then fw's observation rules (``nflog.observe_ruleset``: ctstate
+per packet at PREROUTING and OUTPUT, delivery to fw itself at the end of INPUT, fw's own
+stack silenced unless the scenario says otherwise), a capture of every frame on fw's
+interfaces, the NFLOG stream, a ``conntrack -E`` listener and table snapshots; then joining
+all that into the ``Recording``: ``kernel.json`` (per packet: ``n, ts, iface, hook,
+ctstate, dir, verdict, forwarded, delivered, entry, conntrack, proc``...) and
+``capture.pcapng`` (every packet conntrack saw, in the order of ``packets[].n``: frames
+entering fw with ``epb_flags`` inbound, packets fw sent itself on their output interface
+with ``epb_flags`` outbound).
 Must not know: statewall's tracker.  scapy is only touched through the scenario's packet
 objects (``bytes(packet)``).
 
@@ -16,11 +19,17 @@ real programs packets can follow each other faster than a listing takes; the pee
 output then goes through a ``DelayLine`` (every packet >= 150 ms late, >= 100 ms apart) and
 each packet still records ``snapshot_exact``: false when another packet entered fw between
 it and the end of its listing.
+
+Packets fw sends itself (``Send("fw", ...)``) leave through a raw socket (``IP_HDRINCL`` /
+IPv6 ``IPPROTO_RAW``) owned by ``INJECT_UID``, so they take the OUTPUT path (conntrack at
+LOCAL_OUT) and the silence rule lets exactly them through.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
+import io
 import json
 import socket
 import time
@@ -29,20 +38,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from statewall.io.capture import PcapngWriter
 from statewall.lab import kernelstate, pktinfo
 from statewall.lab.capture import Capture, Frame
 from statewall.lab.delayline import DelayLine, Schedule
 from statewall.lab.kernelstate import EventLog, TableSnapshot
-from statewall.lab.netns import (FW_CLIENT_IF, FW_SERVER_IF, Endpoint, LabError, Topology,
-                                 is_doc_address)
-from statewall.lab.nflog import NflogReader, NflogRecord, observe_ruleset
-from statewall.lab.pcapng import DIR_INBOUND, write_pcapng
-from statewall.lab.scenario import (Run, Scenario, Send, Sleep, Snapshot, is_ethernet, l3_bytes,
-                                    packet_bytes)
+from statewall.lab.netns import Endpoint, LabError, Topology, is_doc_address
+from statewall.lab.nflog import NF_INET_LOCAL_OUT, NflogReader, NflogRecord, observe_ruleset
+from statewall.lab.scenario import (FW, Run, Scenario, Send, Sleep, Snapshot, is_ethernet,
+                                    l3_bytes, packet_bytes)
 
-FORMAT: Final = "statewall-kernel-recording/1"
+FORMAT: Final = "statewall-kernel-recording/2"
 NFLOG_GROUP: Final = 7
-FW_IFACES: Final = (FW_CLIENT_IF, FW_SERVER_IF)
+INJECT_UID: Final = 47017  # owner of fw's injection sockets (the silence rule's exception)
+LINKTYPE_ETHERNET: Final = 1
+EPB_INBOUND: Final = 1
+EPB_OUTBOUND: Final = 2
 
 Log = Callable[[str], None]
 
@@ -51,39 +62,80 @@ def _mac(s: str) -> bytes:
     return bytes(int(x, 16) for x in s.split(":"))
 
 
+def _ethertype(l3: bytes) -> bytes:
+    if not l3 or l3[0] >> 4 not in (4, 6):
+        raise ValueError(f"packet does not start with an IPv4/IPv6 header: {l3[:20].hex()}")
+    return b"\x08\x00" if l3[0] >> 4 == 4 else b"\x86\xdd"
+
+
 def frame_for(packet: object, ep: Endpoint) -> bytes:
     """The Ethernet frame to inject from ``ep`` for a scenario packet."""
     if is_ethernet(packet):
         return packet_bytes(packet)
     l3 = packet_bytes(packet)
-    if not l3 or l3[0] >> 4 not in (4, 6):
-        raise ValueError(f"packet does not start with an IPv4/IPv6 header: {l3[:20].hex()}")
-    ethertype = b"\x08\x00" if l3[0] >> 4 == 4 else b"\x86\xdd"
-    return _mac(ep.fw_mac) + _mac(ep.mac) + ethertype + l3
+    return _mac(ep.fw_mac) + _mac(ep.mac) + _ethertype(l3) + l3
 
 
-def check_addresses(l3: bytes) -> pktinfo.PacketInfo:
+def check_addresses(l3: bytes, any_address: bool = False) -> pktinfo.PacketInfo:
     """Refuse crafted packets with any address outside the documentation ranges."""
     info = pktinfo.parse(l3)
     if info is None:
         raise ValueError(f"cannot parse crafted packet {l3[:40].hex()}")
+    if any_address:
+        return info
     for p in (info, info.inner):
         if p is None:
             continue
         for a in (p.src, p.dst):
-            if not is_doc_address(a):
+            if not (is_doc_address(a) or link_scoped(a)):
                 raise ValueError(f"crafted packet uses {a}, outside the documentation ranges")
     return info
 
 
+def link_scoped(addr: str) -> bool:
+    """Multicast, link-local and unspecified addresses: they never leave the link."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(addr)
+    return ip.is_multicast or ip.is_link_local or ip.is_unspecified
+
+
+def _ttl(l3: bytes) -> int:
+    """TTL / hop limit (a forwarded copy has one less)."""
+    return l3[8] if l3[0] >> 4 == 4 else l3[7]
+
+
+def _local_key(l3: bytes) -> bytes:
+    """Match key for a packet fw sent: forward_key, and the IPv4 id masked (the kernel fills
+    in a zero id of a header-included packet)."""
+    k = bytearray(pktinfo.forward_key(l3))
+    if k and k[0] >> 4 == 4 and len(k) >= 20:
+        k[4:6] = b"\0\0"
+    return bytes(k)
+
+
 @dataclass
 class _Batch:
-    """One table listing and the ingress frames (capture indices) it follows."""
+    """One table listing and the packets it follows: ingress frames (capture indices) and
+    packets fw sent (``_Local`` ids)."""
 
     snap: TableSnapshot
     frames: list[int]
     step: int
     label: str = ""
+    locals: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Local:
+    """A packet fw sent itself (``Send("fw", ...)``)."""
+
+    id: int
+    ts_ns: int  # just before the send
+    l3: bytes
+    step: int
+    oif: str | None  # fw's route for the destination (where it should leave)
+    error: str | None = None  # sendto failed (EPERM: an OUTPUT rule dropped it)
 
 
 @dataclass
@@ -103,36 +155,90 @@ class Recording:
     programs: list[dict[str, Any]]
     ifindex: dict[int, str]
     warnings: list[str] = field(default_factory=list)
+    fw_ifaces: tuple[str, ...] = ("c0", "s0")
+    locals: list[_Local] = field(default_factory=list)
+    macs: dict[str, tuple[str, str]] = field(default_factory=dict)  # iface -> (fw, peer)
     packets: list[dict[str, Any]] = field(default_factory=list)
     fw_sent: list[dict[str, Any]] = field(default_factory=list)
+    _wire: list[tuple[int, str, bytes, int]] = field(default_factory=list)
 
     # -- the join ----------------------------------------------------------------------
     def ingress(self) -> list[tuple[int, Frame]]:
         """(capture index, frame) of IPv4/IPv6 frames entering fw, in capture order."""
         return [(i, f) for i, f in enumerate(self.frames)
-                if not f.outgoing and f.iface in FW_IFACES and f.l3]
+                if not f.outgoing and f.iface in self.fw_ifaces and f.l3]
+
+    def egress(self) -> list[tuple[int, Frame]]:
+        return [(i, f) for i, f in enumerate(self.frames)
+                if f.outgoing and f.iface in self.fw_ifaces and f.l3]
 
     def analyse(self) -> None:
         ingress = self.ingress()
         for (_, a), (_, b) in zip(ingress, ingress[1:]):
             if b.ts_ns < a.ts_ns:
                 self.warnings.append(f"capture timestamps go backwards at {b.ts_ns}")
+        egress = self.egress()
+        local_out, used_egress = self._match_locals(egress)
+        nf_local = self._match_local_nflog()
+        nf_of = self._match_nflog(ingress, lambda r: r.ctstate is not None
+                                  and r.hook != NF_INET_LOCAL_OUT)
+        deliv = self._match_nflog(ingress, lambda r: r.delivered, quiet=True)
+        fwd_of, sent = self._match_egress(ingress, egress, used_egress)
         snap_of: dict[int, _Batch] = {}
-        for batch in self.batches:
-            for idx in batch.frames:
-                snap_of[idx] = batch
-        nf_of = self._match_nflog(ingress)
-        fwd_of, sent = self._match_egress(ingress)
-        ts_list = [f.ts_ns for _, f in ingress]
+        snap_loc: dict[int, _Batch] = {}
+        for bt in self.batches:
+            for idx in bt.frames:
+                snap_of[idx] = bt
+            for lid in bt.locals:
+                snap_loc[lid] = bt
+
+        # every packet conntrack saw, in time order: ("in", capture index) / ("local", id)
+        items: list[tuple[int, int, str, int]] = []
+        for seq, (idx, f) in enumerate(ingress):
+            items.append((f.ts_ns, seq, "in", idx))
+        for loc in self.locals:
+            j = local_out.get(loc.id)
+            ts = self.frames[j].ts_ns if j is not None else loc.ts_ns
+            items.append((ts, len(ingress) + loc.id, "local", loc.id))
+        items.sort()
+        ts_list = [t for t, _, _, _ in items]  # sorted
         packets: list[dict[str, Any]] = []
-        for n, (idx, f) in enumerate(ingress, 1):
-            info = pktinfo.parse(f.l3)
-            rec = nf_of.get(idx)
+        wire: list[tuple[int, str, bytes, int]] = []
+        for n, (ts_ns, _, kind, key) in enumerate(items, 1):
+            batch: _Batch | None
+            if kind == "in":
+                f = self.frames[key]
+                l3, iface, data = f.l3, f.iface, f.data
+                rec = nf_of.get(key)
+                batch = snap_of.get(key)
+                out = fwd_of.get(key)
+                delivered = key in deliv
+                hook = "PREROUTING"
+                flags = EPB_INBOUND
+            else:
+                loc = self.locals[key]
+                rec = nf_local.get(key)
+                j = local_out.get(key)
+                l3 = rec.payload if rec is not None and rec.payload else loc.l3
+                out = self.frames[j].iface if j is not None else None
+                iface = out or loc.oif or self.fw_ifaces[0]
+                if j is not None:
+                    data = self.frames[j].data
+                else:
+                    fw_mac, peer_mac = self.macs.get(iface, ("02:00:00:00:00:01",
+                                                             "02:00:00:00:00:02"))
+                    data = _mac(peer_mac) + _mac(fw_mac) + _ethertype(l3) + l3
+                batch = snap_loc.get(key)
+                delivered = False
+                hook = "OUTPUT"
+                flags = EPB_OUTBOUND
+            wire.append((ts_ns, iface, data, flags))
+            info = pktinfo.parse(l3)
             seen = pktinfo.parse(rec.payload) if rec is not None and rec.payload else None
             p: dict[str, Any] = {
-                "n": n, "ts": round(f.ts_ns / 1e9, 6), "ts_ns": f.ts_ns, "iface": f.iface,
-                "len": len(f.l3),
-                "summary": info.summary() if info else f.l3[:20].hex(),
+                "n": n, "ts": round(ts_ns / 1e9, 6), "ts_ns": ts_ns,
+                "iface": iface if kind == "in" else None, "hook": hook, "len": len(l3),
+                "summary": info.summary() if info else l3[:20].hex(),
             }
             if info is not None and info.is_fragment:
                 p["frag"] = {"id": info.frag_id, "offset": info.frag_offset,
@@ -140,32 +246,75 @@ class Recording:
             p["nflog"] = rec is not None
             p["ctstate"] = rec.ctstate if rec is not None else None
             p["dir"] = rec.ctdir if rec is not None else None
-            if rec is not None and len(rec.payload) != len(f.l3):
+            if rec is not None and len(rec.payload) != len(l3):
                 p["conntrack_len"] = len(rec.payload)  # e.g. the reassembled datagram
-            out = fwd_of.get(idx)
             p["forwarded"] = out is not None
             p["out_iface"] = out
-            found = snap_of.get(idx)
-            if found is not None:
-                batch = found
-                later = [t for t in ts_list if f.ts_ns < t <= batch.snap.end_ns]
+            p["delivered"] = delivered
+            if out is not None or delivered:
+                p["verdict"] = "ACCEPT"
+            elif rec is None and "frag" in p:
+                p["verdict"] = None  # held for reassembly (or dropped with its queue)
+            else:
+                p["verdict"] = "DROP"
+            if kind == "local" and self.locals[key].error:
+                p["send_error"] = self.locals[key].error
+            if batch is not None:
+                later = bisect.bisect_right(ts_list, batch.snap.end_ns) - \
+                    bisect.bisect_right(ts_list, ts_ns)
                 p["step"] = batch.step
                 p["snapshot_ts"] = round(batch.snap.start_ns / 1e9, 6)
-                p["snapshot_exact"] = not later
+                p["snapshot_exact"] = later <= 0
                 key_info = seen or info
                 p["entry"] = (pktinfo.find_entry(key_info, batch.snap.conntrack)
                               if key_info is not None else None)
                 p["conntrack"] = batch.snap.conntrack
                 p["proc"] = batch.snap.proc
             else:
-                self.warnings.append(f"packet {n} has no table snapshot")
+                if self.scenario.snapshots == "all":
+                    self.warnings.append(f"packet {n} has no table snapshot")
                 p.update(step=None, snapshot_ts=None, snapshot_exact=False, entry=None,
                          conntrack=None, proc=None)
             packets.append(p)
         self.packets = packets
-        self.fw_sent = sent
+        self._wire = wire
+        self.fw_sent = self._describe_sent(sent)
 
-    def _match_nflog(self, ingress: list[tuple[int, Frame]]) -> dict[int, NflogRecord]:
+    def _match_locals(self, egress: list[tuple[int, Frame]]
+                      ) -> tuple[dict[int, int], set[int]]:
+        """Packet fw sent -> the capture index of its frame leaving fw."""
+        out: dict[int, int] = {}
+        used: set[int] = set()
+        if not self.locals:
+            return out, used
+        by_key: dict[bytes, list[tuple[int, Frame]]] = {}
+        for j, g in egress:
+            by_key.setdefault(_local_key(g.l3), []).append((j, g))
+        for loc in self.locals:
+            for j, g in by_key.get(_local_key(loc.l3), ()):
+                if j not in used and g.ts_ns >= loc.ts_ns:
+                    out[loc.id] = j
+                    used.add(j)
+                    break
+        return out, used
+
+    def _match_local_nflog(self) -> dict[int, NflogRecord]:
+        """Packet fw sent -> its NFLOG record at mangle OUTPUT (same bytes, in order)."""
+        recs = [r for r in self.nflog if r.ctstate is not None and r.hook == NF_INET_LOCAL_OUT]
+        used: set[int] = set()
+        out: dict[int, NflogRecord] = {}
+        for loc in self.locals:
+            key = _local_key(loc.l3)
+            for i, r in enumerate(recs):
+                if i not in used and _local_key(r.payload) == key:
+                    out[loc.id] = r
+                    used.add(i)
+                    break
+        return out
+
+    def _match_nflog(self, ingress: list[tuple[int, Frame]],
+                     want: Callable[[NflogRecord], bool],
+                     quiet: bool = False) -> dict[int, NflogRecord]:
         """NFLOG record -> ingress frame: same skb timestamp (µs) and input interface;
         a reassembled datagram carries the timestamp of the fragment that completed it."""
         by_key: dict[tuple[int, str], list[int]] = {}
@@ -174,7 +323,7 @@ class Recording:
         frames = dict(ingress)
         out: dict[int, NflogRecord] = {}
         for rec in self.nflog:
-            if rec.ctstate is None:
+            if not want(rec):
                 continue
             indev = self.ifindex.get(rec.indev or -1, "?")
             cands = by_key.get(((rec.ts_ns or 0) // 1000, indev), [])
@@ -185,34 +334,37 @@ class Recording:
                 pick = next((i for i, f in ingress if i not in out and f.l3 == rec.payload
                              and f.iface == indev), None)
             if pick is None:
-                self.warnings.append(f"NFLOG record '{rec.prefix}' at {rec.ts_ns} on {indev} "
-                                     "matches no captured packet")
+                if not quiet:
+                    self.warnings.append(f"NFLOG record '{rec.prefix}' at {rec.ts_ns} on "
+                                         f"{indev} matches no captured packet")
                 continue
             out[pick] = rec
         return out
 
-    def _match_egress(self, ingress: list[tuple[int, Frame]]
-                      ) -> tuple[dict[int, str], list[dict[str, Any]]]:
+    def _match_egress(self, ingress: list[tuple[int, Frame]], egress: list[tuple[int, Frame]],
+                      used: set[int]) -> tuple[dict[int, str], list[tuple[int, Frame]]]:
         """ingress frame -> interface it left fw on; plus egress frames fw made itself."""
-        egress = [(i, f) for i, f in enumerate(self.frames)
-                  if f.outgoing and f.iface in FW_IFACES and f.l3]
-        used: set[int] = set()
+        used = set(used)
         out: dict[int, str] = {}
+        by_key: dict[bytes, list[tuple[int, Frame]]] = {}
+        for j, g in egress:
+            by_key.setdefault(pktinfo.forward_key(g.l3), []).append((j, g))
         for idx, f in ingress:
-            key = pktinfo.forward_key(f.l3)
-            for j, g in egress:
-                if j > idx and j not in used and pktinfo.forward_key(g.l3) == key:
+            hops = _ttl(f.l3) - 1
+            for j, g in by_key.get(pktinfo.forward_key(f.l3), ()):
+                if j > idx and j not in used and _ttl(g.l3) == hops:
                     used.add(j)
                     out[idx] = g.iface
                     break
         # Re-fragmented on output: same addresses and offset (IPv4 keeps the fragment id,
         # IPv6 picks a new one), leaving after the fragment came in.
+        frag_out = [(j, g, pktinfo.parse(g.l3)) for j, g in egress if j not in used]
+        frag_out = [(j, g, gi) for j, g, gi in frag_out if gi is not None and gi.is_fragment]
         for idx, f in ingress:
-            info = pktinfo.parse(f.l3)
+            info = pktinfo.parse(f.l3) if frag_out else None
             if idx in out or info is None or not info.is_fragment:
                 continue
-            for j, g in egress:
-                gi = pktinfo.parse(g.l3)
+            for j, g, gi in frag_out:
                 if (j > idx and j not in used and gi is not None and gi.is_fragment
                         and (gi.src, gi.dst, gi.frag_offset) == (info.src, info.dst,
                                                                   info.frag_offset)
@@ -227,13 +379,34 @@ class Recording:
             gi = pktinfo.parse(g.l3)
             if gi is not None and gi.dst.startswith("ff02:"):
                 continue  # fw's own MLD/ND multicast
-            sent.append({"ts": round(g.ts_ns / 1e9, 6), "ts_ns": g.ts_ns, "iface": g.iface,
-                         "summary": gi.summary() if gi else g.l3[:20].hex()})
+            sent.append((j, g))
         return out, sent
+
+    def _describe_sent(self, sent: list[tuple[int, Frame]]) -> list[dict[str, Any]]:
+        """Frames fw emitted on its own (REJECT answers, ICMP errors, its stack's replies
+        when not silenced), with the ctstate conntrack gave them at OUTPUT if logged."""
+        recs = [r for r in self.nflog if r.ctstate is not None and r.hook == NF_INET_LOCAL_OUT]
+        local_keys = {_local_key(loc.l3) for loc in self.locals}
+        recs = [r for r in recs if _local_key(r.payload) not in local_keys]
+        used: set[int] = set()
+        out = []
+        for _, g in sent:
+            gi = pktinfo.parse(g.l3)
+            d: dict[str, Any] = {"ts": round(g.ts_ns / 1e9, 6), "ts_ns": g.ts_ns,
+                                 "iface": g.iface,
+                                 "summary": gi.summary() if gi else g.l3[:20].hex()}
+            key = _local_key(g.l3)
+            for i, r in enumerate(recs):
+                if i not in used and _local_key(r.payload) == key:
+                    used.add(i)
+                    d["ctstate"], d["dir"] = r.ctstate, r.ctdir
+                    break
+            out.append(d)
+        return out
 
     # -- output ------------------------------------------------------------------------
     def kernel_json(self) -> dict[str, Any]:
-        if not self.packets and self.frames:
+        if not self.packets and (self.frames or self.locals):
             self.analyse()
         return {
             "format": FORMAT,
@@ -254,12 +427,15 @@ class Recording:
         }
 
     def pcapng_bytes(self) -> bytes:
-        import io
-
+        """``capture.pcapng``: one IDB per fw interface (in the lab's order, ns timestamps),
+        one EPB per packet of ``packets`` (inbound, or outbound for packets fw sent)."""
+        if not self.packets and (self.frames or self.locals):
+            self.analyse()
         buf = io.BytesIO()
-        write_pcapng(buf, FW_IFACES, ((f.ts_ns, f.iface, f.data, DIR_INBOUND)
-                                      for _, f in self.ingress()),
-                     app=f"statewall lab: {self.scenario.name}")
+        w = PcapngWriter(buf, userappl=f"statewall lab: {self.scenario.name}")
+        ids = {name: w.interface(name, LINKTYPE_ETHERNET) for name in self.fw_ifaces}
+        for ts_ns, iface, data, flags in self._wire:
+            w.write(data, ts_ns, ids[iface], flags=flags)
         return buf.getvalue()
 
     def write(self, outdir: str | Path) -> Path:
@@ -287,44 +463,70 @@ class _Session:
         self.topo = topo
         self.cap = cap
         self.log = log
-        self.upto = 0  # capture index up to which ingress frames have a snapshot
+        self.upto = 0  # capture index up to which ingress frames have been looked at
+        self.local_upto = 0  # same for packets fw sent
         self.batches: list[_Batch] = []
         self.snapshots: list[_Batch] = []
         self.steps: list[dict[str, Any]] = []
         self.programs: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        self.locals: list[_Local] = []
         self.step_no = 0
+        self.t_start = time.monotonic()
+        self.counted = 0  # packets seen, for snapshots every N
+        self.next_snap = scn.snapshots if isinstance(scn.snapshots, int) else 0
         self.injected: dict[int, bytes] = {}  # capture index -> the frame we sent
         self.inject: dict[str, socket.socket] = {}
-        for ep in (topo.client, topo.server):
+        self.raw: dict[int, socket.socket] = {}
+        self.iface_of_side = {ep.side: ep.fw_ifname for ep in topo.endpoints}
+        for ep in topo.endpoints:
             s = topo.socket(ep.side, socket.AF_PACKET, socket.SOCK_RAW, 0)
             s.bind((ep.ifname, 0))
             self.inject[ep.side] = s
 
     def close(self) -> None:
-        for s in self.inject.values():
+        for s in (*self.inject.values(), *self.raw.values()):
             s.close()
 
     # -- observation -------------------------------------------------------------------
-    def _pending_ingress(self, frames: list[Frame]) -> bool:
-        return any(not f.outgoing and f.l3 for f in frames[self.upto:])
+    def _new_ingress(self, frames: list[Frame]) -> list[int]:
+        return [i for i in range(self.upto, len(frames))
+                if not frames[i].outgoing and frames[i].l3]
+
+    def _want_snapshot(self, n: int) -> bool:
+        policy = self.scn.snapshots
+        if policy == "all":
+            return True
+        if policy == "none":
+            return False
+        self.counted += n
+        if self.counted >= self.next_snap:
+            assert isinstance(policy, int)
+            while self.next_snap <= self.counted:
+                self.next_snap += policy
+            return True
+        return False
 
     def observe(self, until: float, need: Callable[[], bool] | None = None,
                 quiet: float = 0.0, hard: float | None = None) -> None:
-        """Snapshot after every ingress packet until monotonic time ``until`` has passed,
-        ``need()`` (if given) is true and nothing entered fw for ``quiet`` seconds."""
+        """Snapshot after every ingress packet (and packet fw sent) until monotonic time
+        ``until`` has passed, ``need()`` (if given) is true and nothing entered fw for
+        ``quiet`` seconds."""
         last = time.monotonic()
         hard_deadline = hard if hard is not None else until + 10.0
         while True:
             frames = self.cap.snapshot()
-            if self._pending_ingress(frames):
-                time.sleep(self.scn.settle)
-                frames = self.cap.snapshot()
-                idx = [i for i in range(self.upto, len(frames))
-                       if not frames[i].outgoing and frames[i].l3]
+            new = self._new_ingress(frames)
+            new_loc = list(range(self.local_upto, len(self.locals)))
+            if new or new_loc:
+                if self._want_snapshot(len(new) + len(new_loc)):
+                    time.sleep(self.scn.settle)
+                    frames = self.cap.snapshot()
+                    new = self._new_ingress(frames)
+                    snap = kernelstate.snapshot(self.topo)
+                    self.batches.append(_Batch(snap, new, self.step_no, locals=new_loc))
                 self.upto = len(frames)
-                snap = kernelstate.snapshot(self.topo)
-                self.batches.append(_Batch(snap, idx, self.step_no))
+                self.local_upto = len(self.locals)
                 last = time.monotonic()
                 continue
             self.upto = len(frames)
@@ -334,16 +536,23 @@ class _Session:
             if now > hard_deadline:
                 self.warnings.append(f"step {self.step_no}: gave up waiting for traffic")
                 return
-            self.cap.wait_for(self.upto, timeout=0.01)
+            self.cap.wait_for(self.upto, timeout=min(0.01, until - now) if until > now else 0.01)
 
     # -- steps -------------------------------------------------------------------------
     def run(self) -> None:
+        self.t_start = time.monotonic()
         for step in self.scn.steps:
             self.step_no += 1
+            at = getattr(step, "at", None)
+            if at is not None:
+                self.observe(self.t_start + at)
             t0 = time.monotonic()
             rec: dict[str, Any] = {"step": self.step_no, "ts": round(time.time(), 6)}
             if isinstance(step, Send):
-                self._send(step, rec)
+                if step.side == FW:
+                    self._send_local(step, rec)
+                else:
+                    self._send(step, rec)
             elif isinstance(step, Sleep):
                 rec.update(kind="sleep", seconds=step.seconds)
                 self.observe(t0 + step.seconds, quiet=0.0)
@@ -359,7 +568,7 @@ class _Session:
     def _send(self, step: Send, rec: dict[str, Any]) -> None:
         ep = self.topo.endpoint(step.side)
         frame = frame_for(step.packet, ep)
-        info = check_addresses(frame[14:])
+        info = check_addresses(frame[14:], self.scn.any_address)
         rec.update(kind="send", side=step.side, summary=info.summary(), delay=step.delay)
         if step.note:
             rec["note"] = step.note
@@ -377,6 +586,38 @@ class _Session:
                 self.injected[idx] = frame
         quiet = 0.3 if self.scn.is_live else 0.0
         self.observe(t0 + step.delay, need=seen, quiet=quiet)
+
+    def _raw_socket(self, version: int) -> socket.socket:
+        s = self.raw.get(version)
+        if s is None:
+            if version == 4:
+                s = self.topo.socket("fw", socket.AF_INET, socket.SOCK_RAW,
+                                     socket.IPPROTO_RAW, fsuid=INJECT_UID)
+            else:
+                s = self.topo.socket("fw", socket.AF_INET6, socket.SOCK_RAW,
+                                     socket.IPPROTO_RAW, fsuid=INJECT_UID)
+            self.raw[version] = s
+        return s
+
+    def _send_local(self, step: Send, rec: dict[str, Any]) -> None:
+        l3 = l3_bytes(step.packet)
+        info = check_addresses(l3, self.scn.any_address)
+        rec.update(kind="send", side=FW, summary=info.summary(), delay=step.delay)
+        if step.note:
+            rec["note"] = step.note
+        sock = self._raw_socket(info.version)
+        t0 = time.monotonic()
+        loc = _Local(len(self.locals), time.time_ns(), l3, self.step_no,
+                     self.topo.route_iface(info.dst))
+        try:
+            if info.version == 4:
+                sock.sendto(l3, (info.dst, 0))
+            else:
+                sock.sendto(l3, (info.dst, 0, 0, 0))
+        except OSError as exc:  # EPERM: dropped by an OUTPUT rule
+            loc.error = exc.strerror or str(exc)
+        self.locals.append(loc)
+        self.observe(t0 + step.delay)
 
     def _run(self, step: Run, rec: dict[str, Any]) -> None:
         import subprocess
@@ -421,13 +662,20 @@ def _clean_save(text: str) -> list[str]:
 def scenario_v6_addresses(scn: Scenario) -> set[str]:
     addrs: set[str] = set()
     for step in scn.steps:
-        if not isinstance(step, Send):
+        if not isinstance(step, Send) or step.side == FW:
             continue
         info = pktinfo.parse(l3_bytes(step.packet))
         for p in (info, info.inner if info else None):
             if p is not None and p.version == 6:
-                addrs.update((p.src, p.dst))
+                addrs.update(a for a in (p.src, p.dst) if is_doc_address(a))
     return addrs
+
+
+def _interfaces_meta(topo: Topology) -> dict[str, Any]:
+    return {ep.fw_ifname: {"fw_mac": ep.fw_mac, "fw_ipv4": ep.fw_ipv4, "fw_ipv6": ep.fw_ipv6,
+                           "fw_addrs": ep.fw_addresses(), "peer": ep.side,
+                           "peer_mac": ep.mac, "peer_ipv4": ep.ipv4, "peer_ipv6": ep.ipv6}
+            for ep in topo.endpoints}
 
 
 def record(scn: Scenario, *, prefix: str | None = None, log: Log | None = None) -> Recording:
@@ -436,25 +684,32 @@ def record(scn: Scenario, *, prefix: str | None = None, log: Log | None = None) 
     The namespaces are gone when this returns or raises.
     """
     say: Log = log or (lambda _m: None)
-    topo = Topology(prefix)
+    topo: Topology | None = None
     session: _Session | None = None
     cap: Capture | None = None
     nfl: NflogReader | None = None
     events: EventLog | None = None
     delays: list[DelayLine] = []
     try:
-        v6 = {a for a in scenario_v6_addresses(scn)}
+        topo = Topology(prefix, links=scn.links)
+        v6 = scenario_v6_addresses(scn) if scn.links is None else set()
+        sides = {ep.side for ep in topo.endpoints} | {FW}
+        for step in scn.steps:
+            if isinstance(step, Send) and step.side not in sides:
+                raise LabError(f"Send side {step.side!r} is not a peer of this lab "
+                               f"({', '.join(sorted(sides))})")
         topo.up(live_peers=scn.is_live, extra_v6=v6)
         say(f"{scn.name}: lab {topo.prefix} up (live peers: {scn.is_live})")
         sysctls = topo.sysctl("fw", dict(scn.sysctls))
-        rules = observe_ruleset(NFLOG_GROUP)
-        topo.run("fw", ["iptables-restore", "--noflush"], input=rules)
-        topo.run("fw", ["ip6tables-restore", "--noflush"], input=rules)
         if scn.rules_v4.strip():
             topo.run("fw", ["iptables-restore", "--noflush"], input=scn.rules_v4.strip() + "\n")
         if scn.rules_v6.strip():
             topo.run("fw", ["ip6tables-restore", "--noflush"],
                      input=scn.rules_v6.strip() + "\n")
+        rules = observe_ruleset(NFLOG_GROUP,
+                                silence_uid=INJECT_UID if scn.fw_silent else None)
+        topo.run("fw", ["iptables-restore", "--noflush"], input=rules)
+        topo.run("fw", ["ip6tables-restore", "--noflush"], input=rules)
         saved: dict[str, list[str] | str] = {
             "ipv4": _clean_save(topo.run("fw", ["iptables-save"]).stdout),
             "ipv6": _clean_save(topo.run("fw", ["ip6tables-save"]).stdout)}
@@ -462,9 +717,9 @@ def record(scn: Scenario, *, prefix: str | None = None, log: Log | None = None) 
             saved["ipv6"] = "same as ipv4"
         if scn.is_paced:
             shared = Schedule()
-            delays = [DelayLine(topo, side, schedule=shared) for side in ("client", "server")]
+            delays = [DelayLine(topo, ep.side, schedule=shared) for ep in topo.endpoints]
         ifindex = topo.ifindexes("fw")
-        cap = Capture(topo.socket("fw", *Capture.open_socket_args()), FW_IFACES).start()
+        cap = Capture(topo.socket("fw", *Capture.open_socket_args()), topo.fw_ifaces).start()
         nfl = NflogReader(topo.socket("fw", *NflogReader.open_socket_args()),
                           NFLOG_GROUP).start()
         events = EventLog(topo).start()
@@ -497,23 +752,26 @@ def record(scn: Scenario, *, prefix: str | None = None, log: Log | None = None) 
             "versions": kernelstate.tool_versions(),
             "recorded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "start_ts": round(start_ns / 1e9, 6),
+            "requires": list(scn.requires),
             "topology": {
+                "lab": "capture" if scn.links is not None else "corpus",
                 "live_peers": scn.is_live,
+                "fw_silent": scn.fw_silent,
                 "delay_line": ({"delay": delays[0].delay, "gap": delays[0].gap}
                                if delays else None),
                 "offloads_disabled": topo.offloads_disabled,
-                "interfaces": {ep.fw_ifname: {"fw_mac": ep.fw_mac, "fw_ipv4": ep.fw_ipv4,
-                                              "fw_ipv6": ep.fw_ipv6, "peer": ep.side,
-                                              "peer_mac": ep.mac, "peer_ipv4": ep.ipv4,
-                                              "peer_ipv6": ep.ipv6}
-                               for ep in (topo.client, topo.server)},
+                "interfaces": _interfaces_meta(topo),
+                "routes": [list(r) for r in topo.route_table],
             },
             "sysctls": sysctls,
+            "rules_input": {"ipv4": scn.rules_v4.strip(), "ipv6": scn.rules_v6.strip()},
             "rules": saved,
+            "snapshot_policy": scn.snapshots,
         }
         recording = Recording(scn, meta, frames, records, session.batches, session.snapshots,
                               final, final_stats, event_lines, session.steps, session.programs,
-                              ifindex, warnings)
+                              ifindex, warnings, topo.fw_ifaces, session.locals,
+                              {ep.fw_ifname: (ep.fw_mac, ep.mac) for ep in topo.endpoints})
         recording.analyse()
         return recording
     finally:
@@ -527,10 +785,11 @@ def record(scn: Scenario, *, prefix: str | None = None, log: Log | None = None) 
                     thing.stop()
             except Exception:
                 pass
-        topo.down()
-        left = topo.leftover()
-        if left:
-            raise LabError(f"namespaces left behind: {left}")
+        if topo is not None:
+            topo.down()
+            left = topo.leftover()
+            if left:
+                raise LabError(f"namespaces left behind: {left}")
 
 
 def record_to(scn: Scenario, outdir: str | Path, **kw: Any) -> Recording:

@@ -1,9 +1,11 @@
 """Scenarios: what to do to the lab, as data.  One scenario per ``corpus/<name>.py``.
 
-Owns: the step types (``Send`` a crafted packet from a side, ``Sleep``, ``Snapshot`` the
-table, ``Run`` real programs in the peers), the ``Scenario`` record (sysctls for fw, extra
-iptables/ip6tables rules, whether the peers' stacks answer) and loading scenario files.
-Must not know: how a scenario is executed or recorded (``record``), namespaces.
+Owns: the step types (``Send`` a crafted packet from a side - a peer, or ``"fw"`` itself
+through its OUTPUT path -, ``Sleep``, ``Snapshot`` the table, ``Run`` real programs in the
+peers), the ``Scenario`` record (sysctls for fw, iptables/ip6tables rules, whether the
+peers' stacks answer, which statewall features the comparison needs, the lab's interfaces
+for capture replays) and loading scenario files.
+Must not know: how a scenario is executed or recorded (``record``).
 
 A scenario file is a Python module defining ``SCENARIO = Scenario(...)``; it may import
 scapy to build packets.  A step may also be written as a plain tuple
@@ -19,24 +21,30 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, SupportsBytes, Union
+from typing import TYPE_CHECKING, SupportsBytes, Union
 
-Side = Literal["client", "server"]
+if TYPE_CHECKING:
+    from statewall.lab.netns import LinkSpec
+
+Side = str  # "client", "server" (the corpus lab), a capture lab's interface name, or "fw"
+FW: str = "fw"  # Send side: fw itself sends the packet (raw socket, OUTPUT path)
+
+# Scenario.requires: statewall features a comparison needs besides the tracker
+REQUIRES_RULES = "rules"  # an iptables ruleset that changes the outcome
 
 
 @dataclass(frozen=True)
 class Send:
-    """Inject one crafted packet on ``side``'s veth, towards fw; wait ``delay`` seconds
-    (counted from the injection) before the next step."""
+    """Inject one crafted packet on ``side``'s veth, towards fw (``side="fw"``: fw sends it
+    itself through its OUTPUT path); wait ``delay`` seconds (counted from the injection)
+    before the next step.  ``at``: inject no earlier than ``at`` seconds after the first
+    step started (capture replays keep the capture's timing that way)."""
 
     side: Side
     packet: object  # scapy Packet (IP/IPv6 or Ether) or L3 bytes
     delay: float = 0.0
     note: str = ""
-
-    def __post_init__(self) -> None:
-        if self.side not in ("client", "server"):
-            raise ValueError(f"Send side must be 'client' or 'server', not {self.side!r}")
+    at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,9 +56,11 @@ class Sleep:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Record the conntrack table now (e.g. to see a timeout counting down)."""
+    """Record the conntrack table now (e.g. to see a timeout counting down); ``at``: not
+    before that many seconds after the first step started."""
 
     label: str = ""
+    at: float | None = None
 
 
 Argv = Union[str, Sequence[str]]
@@ -114,24 +124,52 @@ def sysctl_name(name: str) -> str:
     return name if "." in name else f"net.netfilter.{name}"
 
 
+SNAPSHOT_POLICIES = ("all", "none")
+
+
 @dataclass(frozen=True, eq=False)
 class Scenario:
-    """A named sequence of steps plus the fw configuration to run it under."""
+    """A named sequence of steps plus the fw configuration to run it under.
+
+    ``rules_v4``/``rules_v6``: iptables-restore / ip6tables-restore text loaded into fw
+    (with ``--noflush``) before the lab's own observation rules.  ``requires``: what the
+    statewall side needs to reproduce the kernel (``"rules"``: the rule engine).
+    ``fw_silent``: fw's own stack may not send anything (its TCP resets, ICMP errors, echo
+    replies, ND...: raw OUTPUT DROP for every packet not sent by a ``Send("fw", ...)``
+    step) - the recorded traffic is then exactly the scenario's; turn it off to see what fw
+    answers (``fw_sent``).  ``snapshots``: list the table after every packet (``"all"``),
+    after every N-th (an int) or only at ``Snapshot`` steps and the end (``"none"``).
+    ``links``: the lab's fw interfaces (capture replays); None = the corpus lab.
+    ``any_address``: allow addresses outside the documentation ranges (they still exist
+    only inside the lab's namespaces).
+    """
 
     name: str
     description: str
     steps: Sequence[object]
     sysctls: Mapping[str, str | int] = field(default_factory=dict)
-    rules_v4: str = ""  # extra iptables-restore text (applied with --noflush)
-    rules_v6: str = ""  # extra ip6tables-restore text
+    rules_v4: str = ""  # iptables-restore text (applied with --noflush)
+    rules_v6: str = ""  # ip6tables-restore text
     live_peers: bool | None = None  # default: True iff there is a Run step
     pace: bool | None = None  # space the peers' packets (default: iff live peers)
     settle: float = 0.05  # seconds between seeing a packet and listing the table
+    requires: tuple[str, ...] = ()
+    fw_silent: bool = True
+    snapshots: str | int = "all"
+    links: Sequence[LinkSpec] | None = None
+    any_address: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(_normalise_step(s) for s in self.steps))
         object.__setattr__(self, "sysctls",
                            {sysctl_name(k): v for k, v in dict(self.sysctls).items()})
+        object.__setattr__(self, "requires", tuple(self.requires))
+        if not (self.snapshots in SNAPSHOT_POLICIES
+                or (isinstance(self.snapshots, int) and self.snapshots > 0)):
+            raise ValueError(f"snapshots must be 'all', 'none' or a positive int, "
+                             f"not {self.snapshots!r}")
+        if self.links is not None:
+            object.__setattr__(self, "links", tuple(self.links))
 
     @property
     def normalised_steps(self) -> tuple[Step, ...]:

@@ -10,11 +10,21 @@ Speed: the data is read as one big-endian integer and reduced modulo 0xFFFF, bot
 Because 2**16 == 1 (mod 0xFFFF), that remainder is the end-around-carry sum of the 16-bit
 words; one's-complement arithmetic only differs in writing a non-zero multiple of 0xFFFF as
 0xFFFF ("negative zero") instead of 0. About 2 us for 1500 bytes on CPython 3.11.
+
+Accelerated: when the optional C module ``statewall._speedups`` is built (and STATEWALL_PURE
+is not set), ``l4_checksum_ok`` is its C version (~0.1 us for 1500 bytes); the Python one
+stays available as ``l4_checksum_ok_py``, the reference the C one is tested against, and the
+C one hands it every argument shape it does not handle itself.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+try:
+    from .. import _speedups
+except ImportError:                 # not built, or disabled by STATEWALL_PURE
+    _speedups = None  # type: ignore[assignment]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -52,8 +62,8 @@ def add(a: int, b: int) -> int:
     return (s & _M16) + (s >> 16)
 
 
-def l4_checksum_ok(buf: Buffer, l4off: int, src: bytes, dst: bytes, proto: int,
-                   length: int | None = None) -> bool:
+def l4_checksum_ok_py(buf: Buffer, l4off: int, src: bytes, dst: bytes, proto: int,
+                      length: int | None = None) -> bool:
     """Does the transport checksum verify (pseudo-header + ``buf[l4off:l4off+length]``)?
 
     ``length`` defaults to the rest of the datagram (what ``nf_checksum`` covers); UDP-Lite
@@ -71,6 +81,14 @@ def l4_checksum_ok(buf: Buffer, l4off: int, src: bytes, dst: bytes, proto: int,
         v += int.from_bytes(src, "big") + int.from_bytes(dst, "big") + proto + total
     # valid <=> the one's-complement sum is 0xFFFF <=> a non-zero multiple of 0xFFFF
     return v != 0 and v % _M16 == 0
+
+
+ACCELERATED: Final = _speedups is not None
+if _speedups is not None:
+    _speedups.set_fallbacks(l4_checksum_ok=l4_checksum_ok_py)
+    l4_checksum_ok = _speedups.l4_checksum_ok
+else:
+    l4_checksum_ok = l4_checksum_ok_py
 
 
 def l4_checksum(buf: Buffer, l4off: int, src: bytes, dst: bytes, proto: int,

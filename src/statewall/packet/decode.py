@@ -31,6 +31,13 @@ Fragments: ``fragoff`` (bytes), ``mf`` and ``ipid`` are always filled in; L4 fie
 ``fragoff == 0``. A non-first fragment gets ``proto`` = the fragment header's next header (as
 ``ipv6_find_hdr`` gives ip6tables) and ``l4off`` just past the fragment header; like the
 kernel's ``ipv4_get_l4proto`` / ``ipv6_get_l4proto``, conntrack must not track it as L4.
+
+Accelerated: with the optional C module ``statewall._speedups`` (unless STATEWALL_PURE is
+set), ``decode_ip``, ``decode_ipv4`` and ``decode_ipv6`` are C functions that decode the
+common case (valid IPv4, IPv6 without extension headers, an intact transport header) into a
+Packet made like ``Packet.__init__`` makes one, and hand everything else (every error, every
+``l4err``, extension headers, hop-by-hop, non-bytes input) to the Python functions below,
+which stay the reference: ``decode_ip_py``, ``decode_ipv4_py``, ``decode_ipv6_py``.
 """
 
 from __future__ import annotations
@@ -40,7 +47,12 @@ from typing import Final
 
 from statewall.packet.packet import Packet, ParseError
 
-__all__ = ["decode_ip", "decode_ipv4", "decode_ipv6", "IPV6_EXT_HEADERS"]
+try:
+    from .. import _speedups
+except ImportError:                 # not built, or disabled by STATEWALL_PURE
+    _speedups = None  # type: ignore[assignment]
+
+__all__ = ["decode_ip", "decode_ipv4", "decode_ipv6", "IPV6_EXT_HEADERS", "ACCELERATED"]
 
 _IP4: Final = Struct("!BBHHHBBH4s4s").unpack_from   # vihl tos tot id frag ttl proto csum
 _IP6: Final = Struct("!IHBB16s16s").unpack_from     # vtcfl plen nxt hlim src dst
@@ -117,7 +129,7 @@ def _l4(p: Packet, buf: bytes, proto: int, off: int, n: int) -> None:
         p.payload_off = off + doff
 
 
-def decode_ipv4(buf: bytes) -> Packet:
+def decode_ipv4_py(buf: bytes) -> Packet:
     """Decode an IPv4 datagram starting at ``buf[0]``; raise ParseError where ip_rcv drops."""
     n = len(buf)
     if n < 20:
@@ -217,7 +229,7 @@ def _hopopts(buf: bytes, n: int, plen: int) -> int:
     return total
 
 
-def decode_ipv6(buf: bytes, loopback: bool | None = None) -> Packet:
+def decode_ipv6_py(buf: bytes, loopback: bool | None = None) -> Packet:
     """Decode an IPv6 datagram starting at ``buf[0]``; raise ParseError where ipv6_rcv drops.
 
     ``loopback``: whether the receiving device is a loopback; None (unknown) skips the two
@@ -309,13 +321,37 @@ def decode_ipv6(buf: bytes, loopback: bool | None = None) -> Packet:
     return p
 
 
-def decode_ip(buf: bytes, loopback: bool | None = None) -> Packet:
+def decode_ip_py(buf: bytes, loopback: bool | None = None) -> Packet:
     """Decode an IPv4 or IPv6 datagram, chosen by the version nibble of ``buf[0]``."""
     if not buf:
         raise ParseError("empty ip datagram")
     v = buf[0] >> 4
     if v == 4:
-        return decode_ipv4(buf)
+        return decode_ipv4_py(buf)
     if v == 6:
-        return decode_ipv6(buf, loopback)
+        return decode_ipv6_py(buf, loopback)
     raise ParseError(f"unknown ip version {v}")
+
+
+def _accelerate() -> bool:
+    """Hand the C decoder the Packet class, its defaults and the Python fallbacks."""
+    if _speedups is None:
+        return False
+    try:
+        _speedups.bind_packet(Packet, Packet(b"", 2, b"", b"", 0, 0))
+    except (TypeError, ValueError):     # Packet no longer plain __slots__: stay pure
+        return False
+    _speedups.set_fallbacks(decode_ip=decode_ip_py, decode_ipv4=decode_ipv4_py,
+                            decode_ipv6=decode_ipv6_py)
+    return True
+
+
+ACCELERATED: Final = _accelerate()
+if ACCELERATED:
+    decode_ip = _speedups.decode_ip
+    decode_ipv4 = _speedups.decode_ipv4
+    decode_ipv6 = _speedups.decode_ipv6
+else:
+    decode_ip = decode_ip_py
+    decode_ipv4 = decode_ipv4_py
+    decode_ipv6 = decode_ipv6_py

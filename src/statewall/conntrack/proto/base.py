@@ -74,3 +74,31 @@ class L4Tracker(Protocol):
     def can_early_drop(self, ct: Conn) -> bool:
         """Whether the GC may drop this entry under pressure even if ASSURED."""
         ...
+
+
+class BaseTracker:
+    """Defaults shared by the simple trackers: port tuples, no pre-checks, no per-entry
+    state, no listing state, never early-dropped while ASSURED."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def pkt_to_tuple(self, pkt: Packet) -> tuple[int, int] | None:
+        return (pkt.sport, pkt.dport)
+
+    def invert(self, a: int, b: int) -> tuple[int, int] | None:
+        return (b, a)
+
+    def error(self, tracker: Tracker, pkt: Packet, hook: int, now: float) -> int:
+        return CONTINUE
+
+    def new(self, tracker: Tracker, ct: Conn, pkt: Packet, now: float) -> bool:
+        return True
+
+    def state_name(self, ct: Conn) -> str | None:
+        return None
+
+    def can_early_drop(self, ct: Conn) -> bool:
+        return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import CONTINUE, NF_ACCEPT
+from .base import NF_ACCEPT, BaseTracker
 
 if TYPE_CHECKING:
     from ...packet.packet import Packet
@@ -16,31 +16,16 @@ if TYPE_CHECKING:
     from ..core import Tracker
 
 
-class Generic:
-    __slots__ = ("name",)
+class Generic(BaseTracker):
+    __slots__ = ()
 
     def __init__(self, name: str = "unknown") -> None:
-        self.name = name
+        super().__init__(name)
 
     def pkt_to_tuple(self, pkt: Packet) -> tuple[int, int] | None:
         return (0, 0)
-
-    def invert(self, a: int, b: int) -> tuple[int, int] | None:
-        return (a, b)
-
-    def error(self, tracker: Tracker, pkt: Packet, hook: int, now: float) -> int:
-        return CONTINUE
-
-    def new(self, tracker: Tracker, ct: Conn, pkt: Packet, now: float) -> bool:
-        return True
 
     def packet(self, tracker: Tracker, ct: Conn, pkt: Packet, dir: int, ctinfo: int,
                now: float) -> int:
         tracker.refresh_acct(ct, pkt, dir, now, tracker.settings.nf_conntrack_generic_timeout)
         return NF_ACCEPT
-
-    def state_name(self, ct: Conn) -> str | None:
-        return None
-
-    def can_early_drop(self, ct: Conn) -> bool:
-        return False

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ...packet.packet import AF_INET
 from ..conn import IPCT_ASSURED, IPS_ASSURED, IPS_NAT_CLASH, IPS_SEEN_REPLY
-from .base import CONTINUE, INVALID, NF_ACCEPT
+from .base import INVALID, NF_ACCEPT, BaseTracker
 
 if TYPE_CHECKING:
     from ...packet.packet import Packet
@@ -19,23 +19,14 @@ if TYPE_CHECKING:
     from ..core import Tracker
 
 
-class Gre:
-    __slots__ = ("name",)
+class Gre(BaseTracker):
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self.name = "gre"
+        super().__init__("gre")
 
     def pkt_to_tuple(self, pkt: Packet) -> tuple[int, int] | None:
         return (0, 0)
-
-    def invert(self, a: int, b: int) -> tuple[int, int] | None:
-        return (b, a)
-
-    def error(self, tracker: Tracker, pkt: Packet, hook: int, now: float) -> int:
-        return CONTINUE
-
-    def new(self, tracker: Tracker, ct: Conn, pkt: Packet, now: float) -> bool:
-        return True
 
     def packet(self, tracker: Tracker, ct: Conn, pkt: Packet, dir: int, ctinfo: int,
                now: float) -> int:
@@ -52,9 +43,3 @@ class Gre:
         else:
             tracker.refresh_acct(ct, pkt, dir, now, s.nf_conntrack_gre_timeout)
         return NF_ACCEPT
-
-    def state_name(self, ct: Conn) -> str | None:
-        return None
-
-    def can_early_drop(self, ct: Conn) -> bool:
-        return False

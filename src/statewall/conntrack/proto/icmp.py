@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 from ...packet.checksum import l4_checksum_ok
 from ...packet.packet import AF_INET, IPPROTO_ICMP, IPPROTO_ICMPV6
 from ..conn import IP_CT_RELATED, IP_CT_RELATED_REPLY, Tuple
-from .base import CONTINUE, DONE, INVALID, NF_ACCEPT, NF_INET_PRE_ROUTING
+from .base import CONTINUE, DONE, INVALID, NF_ACCEPT, NF_INET_PRE_ROUTING, BaseTracker
 
 if TYPE_CHECKING:
     from ...packet.packet import Packet
@@ -126,21 +126,29 @@ def inet_error(tracker: Tracker, pkt: Packet, inner_off: int, now: float) -> int
     return DONE
 
 
-class Icmp:
-    __slots__ = ("name", "v24")
+class IcmpBase(BaseTracker):
+    """Shared by ICMP and ICMPv6: the tuple is (identifier, type << 8 | code) and only the
+    request/reply types of ``invmap`` can be inverted."""
 
-    def __init__(self, v24: bool = False) -> None:
-        self.name = "icmp"
-        self.v24 = v24
+    __slots__ = ("invmap",)
 
-    def pkt_to_tuple(self, pkt: Packet) -> tuple[int, int] | None:
-        return (pkt.sport, pkt.dport)
+    def __init__(self, name: str, invmap: dict[int, int]) -> None:
+        super().__init__(name)
+        self.invmap = invmap
 
     def invert(self, a: int, b: int) -> tuple[int, int] | None:
-        rt = ICMP_INVMAP.get(b >> 8)
+        rt = self.invmap.get(b >> 8)
         if rt is None:
             return None
         return (a, rt << 8 | (b & 0xFF))
+
+
+class Icmp(IcmpBase):
+    __slots__ = ("v24",)
+
+    def __init__(self, v24: bool = False) -> None:
+        super().__init__("icmp", ICMP_INVMAP)
+        self.v24 = v24
 
     def error(self, tracker: Tracker, pkt: Packet, hook: int, now: float) -> int:
         """``nf_conntrack_icmpv4_error``."""
@@ -182,9 +190,3 @@ class Icmp:
             return NF_ACCEPT
         tracker.refresh_acct(ct, pkt, dir, now, tracker.settings.nf_conntrack_icmp_timeout)
         return NF_ACCEPT
-
-    def state_name(self, ct: Conn) -> str | None:
-        return None
-
-    def can_early_drop(self, ct: Conn) -> bool:
-        return False

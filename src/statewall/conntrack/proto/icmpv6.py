@@ -13,7 +13,7 @@ from ...packet.checksum import l4_checksum_ok
 from ...packet.packet import IPPROTO_ICMPV6
 from ..conn import IP_CT_UNTRACKED, IPS_CONFIRMED
 from .base import CONTINUE, DONE, INVALID, NF_ACCEPT, NF_INET_PRE_ROUTING
-from .icmp import inet_error
+from .icmp import IcmpBase, inet_error
 
 if TYPE_CHECKING:
     from ...packet.packet import Packet
@@ -28,20 +28,11 @@ NDISC_REDIRECT: Final = 137
 _LINK_LOCAL: Final = b"\xfe\x80"
 
 
-class Icmpv6:
-    __slots__ = ("name",)
+class Icmpv6(IcmpBase):
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self.name = "icmpv6"
-
-    def pkt_to_tuple(self, pkt: Packet) -> tuple[int, int] | None:
-        return (pkt.sport, pkt.dport)
-
-    def invert(self, a: int, b: int) -> tuple[int, int] | None:
-        rt = ICMPV6_INVMAP.get(b >> 8)
-        if rt is None:
-            return None
-        return (a, rt << 8 | (b & 0xFF))
+        super().__init__("icmpv6", ICMPV6_INVMAP)
 
     def error(self, tracker: Tracker, pkt: Packet, hook: int, now: float) -> int:
         """``nf_conntrack_icmpv6_error``."""
@@ -88,9 +79,6 @@ class Icmpv6:
             return CONTINUE
         return inet_error(tracker, pkt, off + 8, now)
 
-    def new(self, tracker: Tracker, ct: Conn, pkt: Packet, now: float) -> bool:
-        return True
-
     def packet(self, tracker: Tracker, ct: Conn, pkt: Packet, dir: int, ctinfo: int,
                now: float) -> int:
         if not ct.status & IPS_CONFIRMED and (ct.orig[4] >> 8) not in ICMPV6_VALID_NEW:
@@ -98,9 +86,3 @@ class Icmpv6:
             return INVALID
         tracker.refresh_acct(ct, pkt, dir, now, tracker.settings.nf_conntrack_icmpv6_timeout)
         return NF_ACCEPT
-
-    def state_name(self, ct: Conn) -> str | None:
-        return None
-
-    def can_early_drop(self, ct: Conn) -> bool:
-        return False

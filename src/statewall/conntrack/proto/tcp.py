@@ -16,6 +16,17 @@ d, ``seen[d]`` is slots ``6*d + TD_END .. 6*d + TD_FLAGS``; then the ``last_*`` 
 NAT sequence offsets. Values are stored masked to their kernel width, so u32/u16/u8
 wrap-around (``retrans`` is a u8) behaves as in C. All sequence arithmetic is mod 2**32;
 ``before(a, b)`` is ``(a - b) mod 2**32 >= 2**31``.
+
+Accelerated: ``TcpPy`` is the reference implementation. ``Tcp`` (what the registry uses) is
+``TcpPy`` whose ``error``, ``new`` and ``packet`` are, when the optional C module
+``statewall._speedups`` is built (and STATEWALL_PURE is not set), C method descriptors: they
+take the common cases (header checks and checksum that pass; a SYN opening an entry; SYN,
+SYN/ACK, ACK, data and FIN segments whose transition is a plain one and which pass all four
+window checks) and call ``TcpPy``'s method, before changing anything, for every other packet
+(RST, ignored and invalid transitions, reopen, out-of-window segments, mid-stream pickup,
+challenge ACKs, resync).
+The C code gets this module's tables (``_INDEX``, ``_FLAT``, ``_VALID``,
+``TIMEOUT_SYSCTLS``) and checks the slot layout against its own copy at import.
 """
 
 from __future__ import annotations
@@ -26,7 +37,8 @@ from typing import TYPE_CHECKING, Final
 
 from ...packet.checksum import l4_checksum_ok
 from ...packet.packet import IPPROTO_TCP
-from ...packet.tcpopt import highest_sack, wscale_sackperm
+from ...packet.tcpopt import TCP_MAX_WSCALE, highest_sack, wscale_sackperm
+from ...packet import decode
 from ..conn import (
     IPCT_ASSURED,
     IPCT_PROTOINFO,
@@ -35,14 +47,19 @@ from ..conn import (
     IPS_CONFIRMED,
     IPS_FIXED_TIMEOUT,
     IPS_SEEN_REPLY,
+    Conn,
 )
+from ..sysctl import Settings
 from .base import CONTINUE, INVALID, NF_ACCEPT, NF_INET_PRE_ROUTING, REPEAT
+
+try:
+    from ... import _speedups
+except ImportError:                 # not built, or disabled by STATEWALL_PURE
+    _speedups = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from ...packet.packet import Packet
-    from ..conn import Conn
     from ..core import Tracker
-    from ..sysctl import Settings
 
 
 class TcpConntrack(IntEnum):
@@ -419,8 +436,9 @@ def tcp_in_window(st: array[int], cstate: int, status: int, dir: int, index: int
     return NFCT_TCP_ACCEPT
 
 
-class Tcp:
-    """The TCP tracker (stateless itself; per-connection data lives in ``Conn.l4``).
+class TcpPy:
+    """The TCP tracker (stateless itself; per-connection data lives in ``Conn.l4``), in pure
+    Python: the reference implementation (``Tcp`` below may replace parts of it with C).
 
     ``pkt.reason`` gets the kernel's log text (``nf_conntrack_log_invalid``) whenever the
     kernel logs one: for INVALID, and also for packets it ignores but accepts (NF_ACCEPT,
@@ -675,6 +693,61 @@ def _rst_check(st: array[int], status: int, old: int, dir: int, seq: int, ack_se
         # RST in response to a challenge ACK we let through
         return _RST_KEEP_SKIP if keep else _RST_SKIP
     return _RST_KEEP if keep else _RST_WINDOW
+
+
+class Tcp(TcpPy):
+    """The TCP tracker the registry uses: ``TcpPy``, with ``error`` and ``packet`` in C when
+    the accelerator is available (see the module header)."""
+
+    __slots__ = ()
+
+
+def _accelerate() -> bool:
+    """Install the C ``error``/``packet`` on ``Tcp`` (False: they stay ``TcpPy``'s)."""
+    if _speedups is None or not decode.ACCELERATED:     # (decode binds the Packet class)
+        return False
+    layout = {
+        "TD_END": TD_END, "TD_MAXEND": TD_MAXEND, "TD_MAXWIN": TD_MAXWIN,
+        "TD_MAXACK": TD_MAXACK, "TD_SCALE": TD_SCALE, "TD_FLAGS": TD_FLAGS,
+        "SEEN_SIZE": SEEN_SIZE, "LAST_DIR": LAST_DIR, "RETRANS": RETRANS,
+        "LAST_INDEX": LAST_INDEX, "LAST_SEQ": LAST_SEQ, "LAST_ACK": LAST_ACK,
+        "LAST_END": LAST_END, "LAST_WIN": LAST_WIN, "LAST_WSCALE": LAST_WSCALE,
+        "LAST_FLAGS": LAST_FLAGS, "SEQ_OFFSET": SEQ_OFFSET, "L4_SIZE": L4_SIZE,
+        "IP_CT_TCP_FLAG_WINDOW_SCALE": IP_CT_TCP_FLAG_WINDOW_SCALE,
+        "IP_CT_TCP_FLAG_SACK_PERM": IP_CT_TCP_FLAG_SACK_PERM,
+        "IP_CT_TCP_FLAG_BE_LIBERAL": IP_CT_TCP_FLAG_BE_LIBERAL,
+        "IP_CT_TCP_FLAG_CLOSE_INIT": IP_CT_TCP_FLAG_CLOSE_INIT,
+        "IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED": IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED,
+        "IP_CT_TCP_FLAG_MAXACK_SET": IP_CT_TCP_FLAG_MAXACK_SET,
+        "IP_CT_EXP_CHALLENGE_ACK": IP_CT_EXP_CHALLENGE_ACK,
+        "IP_CT_TCP_SIMULTANEOUS_OPEN": IP_CT_TCP_SIMULTANEOUS_OPEN,
+        "TCP_CONNTRACK_SYN_SENT": TCP_CONNTRACK_SYN_SENT,
+        "TCP_CONNTRACK_SYN_RECV": TCP_CONNTRACK_SYN_RECV,
+        "TCP_CONNTRACK_ESTABLISHED": TCP_CONNTRACK_ESTABLISHED,
+        "TCP_CONNTRACK_FIN_WAIT": TCP_CONNTRACK_FIN_WAIT,
+        "TCP_CONNTRACK_LAST_ACK": TCP_CONNTRACK_LAST_ACK,
+        "TCP_CONNTRACK_TIME_WAIT": TCP_CONNTRACK_TIME_WAIT,
+        "TCP_CONNTRACK_SYN_SENT2": TCP_CONNTRACK_SYN_SENT2,
+        "TCP_CONNTRACK_MAX": TCP_CONNTRACK_MAX, "TCP_SYN_SET": TCP_SYN_SET,
+        "TCP_ACK_SET": TCP_ACK_SET, "TCP_RST_SET": TCP_RST_SET, "TCP_NONE_SET": TCP_NONE_SET,
+        "IPS_SEEN_REPLY": IPS_SEEN_REPLY, "IPS_ASSURED": IPS_ASSURED,
+        "IPS_SEQ_ADJUST": _IPS_SEQ_ADJUST, "IPCT_ASSURED": IPCT_ASSURED,
+        "IPCT_PROTOINFO": IPCT_PROTOINFO, "MAXACKWINCONST": MAXACKWINCONST,
+        "NF_ACCEPT": NF_ACCEPT, "CONTINUE": CONTINUE, "NF_INET_PRE_ROUTING": NF_INET_PRE_ROUTING,
+        "TCP_MAX_WSCALE": TCP_MAX_WSCALE,
+    }
+    try:
+        methods = _speedups.tcp_methods(Tcp, TcpPy.error, TcpPy.packet, TcpPy.new,
+                                        _ZERO.__copy__, Conn, Settings, _INDEX, _FLAT, _VALID,
+                                        TIMEOUT_SYSCTLS, SYN_SENT2_TIMEOUT, layout)
+    except (TypeError, ValueError, RuntimeError):     # layout drifted: stay pure
+        return False
+    for name, method in methods.items():
+        setattr(Tcp, name, method)
+    return True
+
+
+ACCELERATED: Final = _accelerate()
 
 
 def _resync(st: array[int], dir: int) -> None:

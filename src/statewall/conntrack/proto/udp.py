@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ...packet.checksum import l4_checksum_ok
 from ...packet.packet import IPPROTO_UDP
 from ..conn import IPCT_ASSURED, IPS_ASSURED, IPS_CONFIRMED, IPS_NAT_CLASH, IPS_SEEN_REPLY
-from .base import CONTINUE, INVALID, NF_ACCEPT, NF_INET_PRE_ROUTING
+from .base import CONTINUE, INVALID, NF_ACCEPT, NF_INET_PRE_ROUTING, BaseTracker
 
 if TYPE_CHECKING:
     from ...packet.packet import Packet
@@ -27,21 +27,15 @@ if TYPE_CHECKING:
 STREAM_DELAY = 2.0
 
 
-class Udp:
+class Udp(BaseTracker):
     """``lite``: UDP-Lite rules (checksum coverage, mandatory checksum). ``v24``: 2.4.0."""
 
-    __slots__ = ("name", "lite", "v24")
+    __slots__ = ("lite", "v24")
 
     def __init__(self, lite: bool = False, v24: bool = False) -> None:
-        self.name = "udplite" if lite else "udp"
+        super().__init__("udplite" if lite else "udp")
         self.lite = lite
         self.v24 = v24
-
-    def pkt_to_tuple(self, pkt: Packet) -> tuple[int, int] | None:
-        return (pkt.sport, pkt.dport)
-
-    def invert(self, a: int, b: int) -> tuple[int, int] | None:
-        return (b, a)
 
     def error(self, tracker: Tracker, pkt: Packet, hook: int, now: float) -> int:
         """The kernel runs these checks at the top of the packet handler; doing them before
@@ -51,9 +45,6 @@ class Udp:
             pkt.reason = bad
             return INVALID
         return CONTINUE
-
-    def new(self, tracker: Tracker, ct: Conn, pkt: Packet, now: float) -> bool:
-        return True
 
     def _bad(self, tracker: Tracker, pkt: Packet, hook: int) -> str | None:
         """``udp_error`` / ``udplite_error``: the reason the header is unusable, or None."""
@@ -116,9 +107,3 @@ class Udp:
         else:
             tracker.refresh_acct(ct, pkt, dir, now, s.nf_conntrack_udp_timeout)
         return NF_ACCEPT
-
-    def state_name(self, ct: Conn) -> str | None:
-        return None
-
-    def can_early_drop(self, ct: Conn) -> bool:
-        return False

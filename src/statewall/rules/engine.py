@@ -1,0 +1,147 @@
+"""Evaluation: one packet through one table at one hook (``ipt_do_table``), sans-I/O.
+
+Owns: walking compiled chains (jump pushes a return point, goto does not, RETURN and the
+end of a user chain pop, the end of a built-in chain or a RETURN with nothing to pop runs
+the policy), rule and policy counters, hot-drops, TRACE lines (``rule``/``return``/
+``policy`` with the kernel's rule numbers), the "why" list, and the state stateful
+matches share (hashlimit/recent tables by name). Must not know: which hooks a packet
+visits or in what order (the caller), how emitted records become packets or log lines.
+Follows net/ipv4/netfilter/ip_tables.c ``ipt_do_table`` / ``trace_packet``.
+
+    engine = Engine(ruleset)                     # compiled once
+    res = engine.run("filter", "FORWARD", pkt, ctx)
+    res.verdict, res.source, res.emitted, res.nat, res.ct_template
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from .compile import (K_GOTO, K_JUMP, K_RETURN, K_TARGET, K_VERDICT, CompiledTable,
+                      compile_ruleset)
+from .ext.base import HotDrop
+from .model import Ruleset
+from .result import XT_CONTINUE, XT_RETURN, RunResult, TraceRecord, Verdict
+
+if TYPE_CHECKING:
+    from ..packet.packet import Packet
+    from .context import Context
+
+__all__ = ["Engine", "RunResult", "Verdict"]
+
+_VERDICTS: Final = (Verdict.DROP, Verdict.ACCEPT, Verdict.STOLEN, Verdict.QUEUE)
+
+
+class Engine:
+    """A compiled rule set with its live counters and match state."""
+
+    __slots__ = ("ruleset", "family", "tables", "shared")
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        self.ruleset = ruleset
+        self.family = ruleset.family
+        self.shared: dict[str, Any] = {}
+        self.tables: dict[str, CompiledTable] = compile_ruleset(ruleset, self.shared)
+
+    def run(self, table: str, hook: str, pkt: Packet, ctx: Context,
+            trace: bool = False) -> RunResult:
+        res = RunResult()
+        t = self.tables.get(table)
+        ci = t.entry.get(hook) if t is not None else None
+        if t is None or ci is None:
+            res.source = f"{table}/{hook}: no such chain"
+            return res
+        ctx.hook = hook
+        chains = t.chains
+        pkts = t.pkts
+        nbytes = t.bytes
+        length = len(pkt.buf)
+        stack: list[tuple[int, int]] | None = None
+        i = 0
+        try:
+            while True:
+                rules = chains[ci]
+                n = len(rules)
+                while i < n:
+                    test, kind, arg, k = rules[i]
+                    if test is None or test(pkt, ctx):
+                        pkts[k] += 1
+                        nbytes[k] += length
+                        if ctx.nf_trace:
+                            res.emitted.append(TraceRecord(t.name, t.names[ci], "rule", i + 1))
+                        if trace:
+                            res.matched.append((t.name, t.names[ci], i + 1, t.texts[k]))
+                        if kind == K_VERDICT:
+                            res.verdict = _VERDICTS[arg]
+                            res.source = t.sources[k]
+                            return res
+                        if kind == K_TARGET:
+                            v = arg(pkt, ctx, res)
+                            if v != XT_CONTINUE:
+                                if v != XT_RETURN:
+                                    res.verdict = _VERDICTS[v]
+                                    res.source = t.sources[k]
+                                    return res
+                                kind = K_RETURN
+                        if kind == K_JUMP:
+                            if stack is None:
+                                stack = []
+                            stack.append((ci, i + 1))
+                            ci, i = arg, 0
+                            break
+                        if kind == K_GOTO:
+                            ci, i = arg, 0
+                            break
+                        if kind == K_RETURN:
+                            if not stack:
+                                self._policy(t, t.entry[hook], ctx, res, length)
+                                return res
+                            ci, i = stack.pop()
+                            break
+                    i += 1
+                else:
+                    # fell off the end of the chain
+                    if not stack:
+                        if t.policy[ci] is None and ctx.nf_trace:
+                            res.emitted.append(TraceRecord(t.name, t.names[ci], "return",
+                                                           n + 1))
+                        self._policy(t, t.entry[hook], ctx, res, length)
+                        return res
+                    if ctx.nf_trace:
+                        res.emitted.append(TraceRecord(t.name, t.names[ci], "return", n + 1))
+                    ci, i = stack.pop()
+        except HotDrop as e:
+            res.verdict = Verdict.DROP
+            res.source = f"{table}/{hook}: hot-drop ({e})"
+            return res
+
+    @staticmethod
+    def _policy(t: CompiledTable, ci: int, ctx: Context, res: RunResult, length: int) -> None:
+        """The built-in chain's underflow: count it, trace it, apply the policy."""
+        t.ppkts[ci] += 1
+        t.pbytes[ci] += length
+        if ctx.nf_trace:
+            res.emitted.append(TraceRecord(t.name, t.names[ci], "policy",
+                                           len(t.chains[ci]) + 1))
+        v = t.policy[ci]
+        assert v is not None
+        res.verdict = _VERDICTS[v]
+        res.source = t.policy_sources[ci]
+
+    # -- counters ----------------------------------------------------------------------
+    def counters(self) -> dict[tuple[str, str], tuple[tuple[int, int], list[tuple[int, int]]]]:
+        """(table, chain) -> ((policy packets, bytes), [(packets, bytes) per rule])."""
+        out: dict[tuple[str, str], tuple[tuple[int, int], list[tuple[int, int]]]] = {}
+        for tname, t in self.tables.items():
+            per: list[list[tuple[int, int]]] = [[] for _ in t.names]
+            for k, ci in enumerate(t.chain_of):
+                per[ci].append((t.pkts[k], t.bytes[k]))
+            for ci, name in enumerate(t.names):
+                out[(tname, name)] = ((t.ppkts[ci], t.pbytes[ci]), per[ci])
+        return out
+
+    def zero(self) -> None:
+        for t in self.tables.values():
+            for lst in (t.pkts, t.bytes, t.ppkts, t.pbytes):
+                for k in range(len(lst)):
+                    lst[k] = 0
