@@ -88,5 +88,6 @@ SCENARIO = Scenario(
     rules_v4=RULES,
     rules_v6=RULES,
     requires=("rules",),
+    snapshots=4,                 # keeps kernel.json small enough to commit
     steps=STEPS,
 )

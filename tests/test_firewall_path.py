@@ -17,7 +17,8 @@ from statewall.host import HostModel, parse_iface
 from statewall.rules.parse import parse_ruleset
 
 FW_ADDR_C = "198.51.100.1"
-HOST = [parse_iface(f"c0={FW_ADDR_C}/24"), parse_iface("s0=203.0.113.1/24")]
+HOST = [parse_iface(f"c0={FW_ADDR_C}/24,2001:db8:1::1/64"),
+        parse_iface("s0=203.0.113.1/24,2001:db8:2::1/64")]
 
 SEED = """*filter
 :INPUT DROP [0:0]

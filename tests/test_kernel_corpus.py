@@ -33,11 +33,7 @@ RECORDINGS = sorted(p.parent.name for p in CORPUS.glob("*/kernel.json"))
 
 # name -> diagnosis: differences between statewall and the kernel found by the corpus and not
 # fixed yet (the kernel is right).  Each is listed in docs/kernel-diff.md.
-KNOWN: dict[str, str] = {
-    "ttl_expired": "firewall.py forwards (and confirms) packets whose TTL / hop limit is 1; "
-                   "the kernel's ip_forward/ip6_forward drops them before POSTROUTING, so "
-                   "their entries are never confirmed",
-}
+KNOWN: dict[str, str] = {}
 
 # re-recorded live in `make test` (root): quick, and between them TCP, UDP, ICMP, v6,
 # fragments, settings, fw's own traffic, rules

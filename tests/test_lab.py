@@ -110,8 +110,9 @@ def test_recording_is_consistent(name: str) -> None:
             # first packet that was dropped (an entry is confirmed only on accept)
             assert p["entry"] is not None or "R" in p["summary"].split("[")[-1][:3], p
     assert k["final"] is not None and "conntrack" in k["final"]
-    # kernel.json of a recording stays small enough to commit
-    assert (d / "kernel.json").stat().st_size < 64_000
+    # kernel.json of a recording stays small enough to commit: about 1 KB a packet at most
+    # (long real-program scenarios list the table only every N-th packet)
+    assert (d / "kernel.json").stat().st_size < 64_000 + 1_000 * len(k["packets"])
 
 
 def test_demo_udp_dns_matches_the_seed_walkthrough() -> None:

@@ -8,8 +8,10 @@ UNSPEC...). Must not know: packets beyond addresses, rules, conntrack.
 
 Connected subnets give routes automatically (the kernel adds them with the address). The
 local table holds every interface address, its subnet's broadcast address (IPv4), the
-loopback networks, and multicast destinations count as local delivery (a host forwards
-multicast only with a multicast routing daemon, which statewall does not model).
+loopback networks and the multicast groups every host joins (all-hosts; IPv6 all-nodes,
+all-routers and the solicited-node groups of its addresses). Other multicast is neither
+delivered nor forwarded (a host forwards multicast only with a multicast routing daemon,
+which statewall does not model).
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ MULTICAST = "MULTICAST"
 UNICAST = "UNICAST"
 UNSPEC = "UNSPEC"
 UNREACHABLE = "UNREACHABLE"
+
+
+_JOINED_V4 = frozenset({bytes([224, 0, 0, 1])})               # all-hosts
+_JOINED_V6 = frozenset({bytes.fromhex("ff010000000000000000000000000001"),
+                        bytes.fromhex("ff020000000000000000000000000001"),
+                        bytes.fromhex("ff020000000000000000000000000002"),
+                        bytes.fromhex("ff010000000000000000000000000002")})
+_SOLICITED = bytes.fromhex("ff0200000000000000000001ff")
+_V6_LOOPBACK = b"\x00" * 15 + b"\x01"
 
 
 class Route(NamedTuple):
@@ -151,8 +162,25 @@ class HostModel:
             return True
         first = dst[0]
         if len(dst) == 4:
-            return first >= 224 or first == 127
-        return first == 0xFF or dst == b"\x00" * 15 + b"\x01"
+            return first == 127 or first >= 240 or dst in _JOINED_V4
+        return dst == _V6_LOOPBACK or self._joined_v6(dst)
+
+    def drops_multicast(self, dst: bytes) -> bool:
+        """A multicast destination the host has not joined: not delivered, and not
+        forwarded without a multicast routing daemon (statewall models none)."""
+        if len(dst) == 4:
+            return 224 <= dst[0] < 240 and dst not in _JOINED_V4
+        return dst[0] == 0xFF and not self._joined_v6(dst)
+
+    def _joined_v6(self, dst: bytes) -> bool:
+        """All-nodes, all-routers (a forwarding host joins it) and the solicited-node
+        groups of the host's own addresses."""
+        if dst in _JOINED_V6:
+            return True
+        if dst[:13] == _SOLICITED:
+            tail = dst[13:]
+            return any(len(a) == 16 and a[13:] == tail for a in self.local)
+        return False
 
     def route(self, dst: bytes) -> str | None:
         """Output interface for a forwarded/locally sent packet, or None (no route)."""
