@@ -13,13 +13,18 @@ Target: statewall >= 0.5 x the trivial consumer's packets/s.
 
 Run alone (``python bench/live.py``) or from bench/run.py: ``from live import main as
 live_main; live_main()`` (needs root; prints why it skips otherwise). Environment:
-BENCH_LIVE_SECONDS (3), BENCH_LIVE_PINGS (2000), BENCH_LIVE_FLOWS (8).
+BENCH_LIVE_SECONDS (3), BENCH_LIVE_PINGS (2000), BENCH_LIVE_FLOWS (8), BENCH_LIVE_ROUNDS
+(3: the four setups are measured in interleaved rounds and the medians reported, since the
+machine's load drifts). On two or more cores the traffic (generator, sink, pings) runs on
+CPU 0 and the firewall's consumer on CPU 1 (taskset).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,11 +35,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 from statewall.lab.netns import SERVER_V4, Topology, lab_available  # noqa: E402
-from statewall.live.kernel import KernelSetup  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_LIVE_SECONDS", "3"))
 PINGS = int(os.environ.get("BENCH_LIVE_PINGS", "2000"))
 FLOWS = int(os.environ.get("BENCH_LIVE_FLOWS", "8"))
+ROUNDS = int(os.environ.get("BENCH_LIVE_ROUNDS", "3"))
+PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
 PORT = 9000
 
 # the seed's stateful rules for a firewall between client (c0) and server (s0)
@@ -156,16 +162,60 @@ print(len(rtt), lost, rtt[len(rtt) // 2] if rtt else 0, rtt[int(len(rtt) * 0.99)
 '''
 
 
-def _measure(t: Topology) -> dict[str, float]:
+def _pin(cpu: int, argv: list[str]) -> list[str]:
+    """taskset: during the flood the traffic runs on CPU 0, the firewall's consumer on
+    CPU 1 (2 cores: otherwise the three compete for the same CPU run by run)."""
+    return ["taskset", "-c", str(cpu), *argv] if PIN else argv
+
+
+def _pin_tree(pid: int, cpu: int) -> None:
+    """Pin a running process and its children (statewall's workers) to ``cpu``."""
+    if not PIN:
+        return
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            os.sched_setaffinity(p, {cpu})
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+
+
+def _unpin_tree(pid: int) -> None:
+    if PIN:
+        _pin_tree_to(pid, set(range(os.cpu_count() or 1)))
+
+
+def _pin_tree_to(pid: int, cpus: set[int]) -> None:
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            os.sched_setaffinity(p, cpus)
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+
+
+def _measure(t: Topology, consumer: int | None = None) -> dict[str, float]:
+    """Latency first (idle, nothing pinned: the scheduler's normal placement), then the
+    flood with the traffic on CPU 0 and the consumer (if any) on CPU 1."""
     py = sys.executable
     sink = t.popen("server", [py, "-c", SINK, str(PORT), str(FLOWS)], stdout=subprocess.PIPE)
     assert sink.stdout is not None
     assert sink.stdout.readline().strip() == b"ready"
-    # latency first (idle), then the flood
     r = t.run("client", [py, "-c", PING, str(PINGS), str(PORT + 1)], timeout=120)
     got, lost, med, p99 = r.stdout.split()
-    g = t.run("client", [py, "-c", GEN, str(SECONDS), str(PORT), str(FLOWS)],
+    _pin_tree(sink.pid, 0)
+    if consumer is not None:
+        _pin_tree(consumer, 1)
+    g = t.run("client", _pin(0, [py, "-c", GEN, str(SECONDS), str(PORT), str(FLOWS)]),
               timeout=SECONDS + 60)
+    if consumer is not None:
+        _unpin_tree(consumer)
     sent = int(g.stdout)
     out = sink.stdout.readline().split()
     sink.wait(10)
@@ -188,7 +238,7 @@ def _wait_log(path: str, what: str, p: subprocess.Popen[bytes], timeout: float =
         raise RuntimeError(f"statewall did not start:\n{f.read()}")
 
 
-def run_all(t: Topology, tmp: str) -> dict[str, dict[str, float]]:
+def _one_round(t: Topology, tmp: str) -> dict[str, dict[str, float]]:
     res: dict[str, dict[str, float]] = {}
     py = sys.executable
     env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "..", "src"))
@@ -200,50 +250,51 @@ def run_all(t: Topology, tmp: str) -> dict[str, dict[str, float]]:
     t.run("fw", ["iptables-restore"], input="*filter\n:INPUT ACCEPT [0:0]\n"
           ":FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n")
     # (b) a trivial NFQUEUE consumer behind the same kernel setup statewall installs
-    k = KernelSetup()
-    cons = subprocess.Popen(t.argv("fw", [py, "-c", TRIVIAL]), stdout=subprocess.PIPE,
-                            env=env, start_new_session=True)
+    cons = t.popen("fw", [py, "-c", TRIVIAL], stdout=subprocess.PIPE, env=env)
     try:
         assert cons.stdout is not None
         assert cons.stdout.readline().strip() == b"ready"
         t.run("fw", [py, "-c", "from statewall.live.kernel import KernelSetup;"
                                 "KernelSetup().apply()"], check=True)
-        res["nfqueue"] = _measure(t)
+        res["nfqueue"] = _measure(t, cons.pid)
     finally:
-        os.killpg(cons.pid, signal.SIGKILL)
-        cons.wait()
+        t.stop(cons, signal.SIGKILL)
         t.run("fw", [py, "-c", "from statewall.live.kernel import KernelSetup;"
                                 "KernelSetup().remove()"], check=False)
-    del k
     # statewall with the same rules
     rules = os.path.join(tmp, "rules.v4")
     with open(rules, "w") as f:
         f.write(RULES)
     log = os.path.join(tmp, "statewall.log")
     with open(log, "wb") as lf:
-        d = subprocess.Popen(t.argv("fw", [py, "-m", "statewall", "run", "--rules", rules,
-                                           "--control", os.path.join(tmp, "ctl"),
-                                           "--stats-interval", "0"]),
-                             stderr=lf, env=env, start_new_session=True)
+        d = t.popen("fw", [py, "-m", "statewall", "run", "--rules", rules,
+                           "--control", os.path.join(tmp, "ctl"), "--stats-interval", "0"],
+                    stderr=lf, env=env)
     try:
         _wait_log(log, "running", d)
-        res["statewall"] = _measure(t)
+        res["statewall"] = _measure(t, d.pid)
     finally:
-        try:
-            os.killpg(d.pid, signal.SIGTERM)
-            d.wait(20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(d.pid, signal.SIGKILL)
-            d.wait()
-    with open(log, encoding="utf-8", errors="replace") as f:
-        res["statewall"]["log_overflow"] = float("queue_overflow=0" not in f.read())
+        t.stop(d, signal.SIGTERM, timeout=20)
     return res
+
+
+def run_all(t: Topology, tmp: str) -> dict[str, dict[str, float]]:
+    """``ROUNDS`` rounds of the four setups, interleaved (the machine's load drifts); the
+    median of each figure."""
+    rounds = [_one_round(t, tmp) for _ in range(ROUNDS)]
+    out: dict[str, dict[str, float]] = {}
+    for name in rounds[0]:
+        out[name] = {k: statistics.median(r[name][k] for r in rounds) for k in rounds[0][name]}
+    out["_ratios"] = {"sw_over_nfq": statistics.median(
+        r["statewall"]["pps"] / r["nfqueue"]["pps"] for r in rounds)}
+    return out
 
 
 def report(res: dict[str, dict[str, float]]) -> None:
     plain = res["plain"]
     print(f"live: UDP flood client -> fw -> server, {FLOWS} flows, {SECONDS:g} s; "
-          f"{PINGS} UDP round trips for latency")
+          f"{PINGS} UDP round trips for latency; median of {ROUNDS} interleaved rounds"
+          + ("; during the flood traffic on CPU 0, firewall consumer on CPU 1" if PIN else ""))
     for name, label in (("plain", "kernel forwarding, no rules (reference)"),
                         ("kernel", "(a) kernel iptables, same rules"),
                         ("nfqueue", "(b) trivial NFQUEUE consumer (accept all)"),
@@ -255,7 +306,8 @@ def report(res: dict[str, dict[str, float]]) -> None:
               f" us p99 {r['rtt_p99'] * 1e6:6.0f} us  (added {add_med:+5.0f} / {add_p99:+5.0f}"
               f" us)  delivered {r['delivered']:,}/{r['sent']:,}")
     sw, nfq, ker = res["statewall"], res["nfqueue"], res["kernel"]
-    print(f"  statewall / trivial consumer: {sw['pps'] / nfq['pps']:.3f} (target >= 0.5);  "
+    print(f"  statewall / trivial consumer: {res['_ratios']['sw_over_nfq']:.3f} "
+          f"(target >= 0.5; median of the rounds' ratios);  "
           f"statewall / kernel: {sw['pps'] / ker['pps']:.3f}")
     sw_add = sw["rtt_med"] - plain["rtt_med"]
     nfq_add = nfq["rtt_med"] - plain["rtt_med"]

@@ -162,3 +162,26 @@ def test_stdin_capture(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.M
     monkeypatch.setattr(sys, "stdin", FakeStdin)
     rc, out, _ = run(capsys, "replay", "-", "--table")
     assert rc == 0 and out.startswith("udp      17 30 ")
+
+
+def test_expectations_listing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The FTP helper's expectation after a PORT command, as `conntrack -L expect` and
+    /proc/net/nf_conntrack_expect show it (formats checked against the kernel by the
+    helper_* corpus recordings); gone once the data connection used it."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("scn", CORPUS / "helper_ftp_crafted.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rules = tmp_path / "ftp.rules"
+    rules.write_text(mod.RULES)
+    cap = str(CORPUS / "helper_ftp_crafted" / "capture.pcapng")
+    rc, out, err = run(capsys, "replay", cap, "--rules", str(rules), "--expect", "--now", "1.0")
+    assert rc == 0 and "1 expectations have been shown" in err
+    assert out.startswith("299 proto=6 src=203.0.113.2 dst=198.51.100.2 sport=0 dport=40000 ")
+    assert out.rstrip().endswith("class=0 helper=ftp")
+    rc, out, _ = run(capsys, "replay", cap, "--rules", str(rules), "--expect", "--now", "1.0",
+                     "--format", "proc")
+    assert out.startswith("299 l3proto = 2 proto=6 src=203.0.113.2 dst=198.51.100.2 ")
+    rc, out, _ = run(capsys, "replay", cap, "--rules", str(rules), "--expect", "--now", "1.1")
+    assert out == ""

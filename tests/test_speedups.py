@@ -137,16 +137,22 @@ addr = st.one_of(st.binary(min_size=4, max_size=4), st.binary(min_size=16, max_s
 proto = st.sampled_from([-1, -7, 0, 1, 6, 17, 58, 136, 255, 65535, 2**32 - 1, 2**32, 2**70])
 
 
+@st.composite
+def checksum_args(draw: Any) -> tuple[bytes, int, int | None]:
+    data = draw(st.one_of(st.binary(max_size=1600), st.binary(max_size=8).map(lambda b: b * 50),
+                          st.integers(0, 100).map(bytes)))
+    off = draw(st.one_of(st.integers(0, len(data)), st.integers(-4, len(data) + 4)))
+    length = draw(st.one_of(st.none(), st.integers(-3, len(data) + 3), st.integers(-3, 40)))
+    return data, off, length
+
+
 @needs_c
 @HYP
-@given(data=st.one_of(st.binary(max_size=1600), st.binary(max_size=8).map(lambda b: b * 50),
-                      st.integers(0, 100).map(bytes)),
-       off=st.integers(-4, 1700), src=addr, dst=addr, proto=proto,
-       length=st.one_of(st.none(), st.integers(-3, 1700)),
+@given(args=checksum_args(), src=addr, dst=addr, proto=proto,
        kind=st.sampled_from(["bytes", "bytearray", "memoryview"]), fix=st.booleans())
-def test_l4_checksum_ok_differential(data: bytes, off: int, src: bytes, dst: bytes,
-                                     proto: int, length: int | None, kind: str,
-                                     fix: bool) -> None:
+def test_l4_checksum_ok_differential(args: tuple[bytes, int, int | None], src: bytes,
+                                     dst: bytes, proto: int, kind: str, fix: bool) -> None:
+    data, off, length = args
     if fix and 0 <= off and off + 18 <= len(data) and (length is None or length >= 18):
         # make it verify: the right checksum in a 16-bit field at an even offset (covered)
         b = bytearray(data)
@@ -203,25 +209,33 @@ def l4_header(draw: Any, proto: int) -> bytes:
     return draw(st.binary(min_size=n, max_size=n + 4))
 
 
+def damaged(draw: Any) -> bool:
+    """One knob of a generated datagram is broken (1 in 8)."""
+    return draw(st.integers(0, 7)) == 0
+
+
 @st.composite
 def ipv4_datagram(draw: Any) -> bytes:
     proto = draw(st.sampled_from(L4_PROTOS))
-    opts = draw(st.one_of(st.just(b""), st.binary(max_size=40).map(
-        lambda b: b + bytes(-len(b) % 4))))
+    opts = b"" if draw(st.booleans()) else draw(st.binary(max_size=40).map(
+        lambda b: b + bytes(-len(b) % 4)))
     ihl = 5 + len(opts) // 4
     body = draw(l4_header(proto)) + draw(st.binary(max_size=64))
-    body = body[:draw(st.integers(0, len(body)))] if draw(st.booleans()) else body
+    if damaged(draw):
+        body = body[:draw(st.integers(0, len(body)))]
     tot = 4 * ihl + len(body)
-    tot = draw(st.one_of(st.just(tot), st.just(tot), st.integers(0, 65535)))
-    frag = draw(st.sampled_from([0, 0x4000, 0x2000, 0x2000 | 3, 5, 0x8000, 0x4000 | 0x2000]))
-    vihl = draw(st.one_of(st.just(0x40 | ihl), st.integers(0, 255)))
+    if damaged(draw):
+        tot = draw(st.one_of(st.integers(0, 80), st.integers(0, 65535)))
+    frag = draw(st.sampled_from([0, 0, 0x4000, 0x4000, 0x2000, 0x2000 | 3, 5, 0x8000,
+                                 0x6000, 0x1FFF]))
+    vihl = draw(st.integers(0, 255)) if damaged(draw) else 0x40 | ihl
     h = struct.pack("!BBHHHBBH4s4s", vihl, draw(st.integers(0, 255)), tot,
                     draw(st.integers(0, 65535)), frag, draw(st.integers(0, 255)), proto, 0,
                     draw(st.binary(min_size=4, max_size=4)),
                     draw(st.binary(min_size=4, max_size=4))) + opts
-    if draw(st.integers(0, 9)):
+    if not damaged(draw):
         h = h[:10] + struct.pack("!H", inet_checksum(h)) + h[12:]
-    pad = draw(st.one_of(st.just(b""), st.binary(max_size=20)))
+    pad = draw(st.binary(max_size=20)) if damaged(draw) else b""
     return h + body + pad
 
 
@@ -244,16 +258,16 @@ def ipv6_datagram(draw: Any) -> bytes:
     else:
         body = draw(l4_header(nxt))
     body += draw(st.binary(max_size=64))
-    body = body[:draw(st.integers(0, len(body)))] if draw(st.booleans()) else body
-    plen = draw(st.one_of(st.just(len(body)), st.just(len(body)), st.integers(0, 65535)))
-    vtcfl = draw(st.one_of(st.just(0x60000000 | draw(st.integers(0, 0xFFFFFFF))),
-                           st.integers(0, 2**32 - 1)))
+    if damaged(draw):
+        body = body[:draw(st.integers(0, len(body)))]
+    plen = draw(st.integers(0, 65535)) if damaged(draw) else len(body)
+    vtcfl = draw(st.integers(0, 2**32 - 1)) if damaged(draw) else \
+        0x60000000 | draw(st.integers(0, 0xFFFFFFF))
     h = struct.pack("!IHBB16s16s", vtcfl, plen, nxt, draw(st.integers(0, 255)), draw(addr6),
                     draw(addr6))
-    return h + body + draw(st.one_of(st.just(b""), st.binary(max_size=20)))
+    return h + body + (draw(st.binary(max_size=20)) if damaged(draw) else b"")
 
 
-datagram = st.one_of(ipv4_datagram(), ipv6_datagram(), st.binary(max_size=80))
 
 
 def mutate(data: bytes, muts: list[tuple[int, int]]) -> bytes:
@@ -266,11 +280,14 @@ def mutate(data: bytes, muts: list[tuple[int, int]]) -> bytes:
 
 @needs_c
 @HYP
-@given(data=datagram, muts=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)),
-                                    max_size=3),
+@pytest.mark.parametrize("family", ["ipv4", "ipv6", "bytes"])
+@given(data=st.data(), muts=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)),
+                                     max_size=3),
        loopback=st.sampled_from([None, True, False]))
-def test_decode_differential(data: bytes, muts: list[tuple[int, int]],
+def test_decode_differential(family: str, data: Any, muts: list[tuple[int, int]],
                              loopback: bool | None) -> None:
+    gen = {"ipv4": ipv4_datagram(), "ipv6": ipv6_datagram(), "bytes": st.binary(max_size=80)}
+    data = data.draw(gen[family])
     data = mutate(data, muts) if muts and len(data) > 30 else data
     same_decode(_speedups.decode_ip, decode.decode_ip_py, data)
     same_decode(_speedups.decode_ip, decode.decode_ip_py, data, loopback)
@@ -295,6 +312,19 @@ def test_decode_transport_header_lengths(proto: int) -> None:
                 l4[doff_at] = v
             for data in (tcp_like_v4(proto, bytes(l4)), tcp_like_v6(proto, bytes(l4))):
                 same_decode(_speedups.decode_ip, decode.decode_ip_py, data)
+
+
+@needs_c
+@pytest.mark.parametrize("proto", [6, 47])
+def test_decode_ipv4_lengths(proto: int) -> None:
+    """Every total length and header length around the real ones."""
+    for ihl in (5, 6, 15):
+        for tot in range(0, 80):
+            l4 = struct.pack("!HHIIBBHHH", 1, 2, 3, 4, 0x50, 0x10, 5, 0, 0) + bytes(20)
+            h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, tot, 1, 0, 64, proto, 0, CA, SA_)
+            h += bytes(4 * ihl - 20)
+            h = h[:10] + struct.pack("!H", inet_checksum(h)) + h[12:]
+            same_decode(_speedups.decode_ip, decode.decode_ip_py, h + l4)
 
 
 def tcp_like_v4(proto: int, l4: bytes) -> bytes:
@@ -451,6 +481,7 @@ class Pair:
         assert self.events[0] == self.events[1]
 
     def seqadj(self, off0: int, off1: int) -> None:
+        """Mark every entry IPS_SEQ_ADJUST with these sequence offsets (as seqadj would)."""
         for fw in (self.fast, self.slow):
             for ct in fw.tracker.table.entries():
                 ct.status |= int(IPS.SEQ_ADJUST)
@@ -559,6 +590,9 @@ SCENARIOS: dict[str, list[tuple[bool, int, int, int, int, bytes, int, float]]] =
         (False, 0x02, 1000, 0, 64240, WS, 0, 0), (False, 0x02, 1000, 0, 64240, WS, 0, 1),
         (False, 0x02, 1000, 0, 64240, WS, 0, 3), (True, 0x12, 5000, 1001, 65160, WS, 0, 0),
         (True, 0x12, 5000, 1001, 65160, WS, 0, 1), (False, 0x10, 1001, 5001, 502, b"", 0, 0)],
+    "SYN with a new ISN": [
+        (False, 0x02, 1000, 0, 64240, WS, 0, 0), (False, 0x02, 1500, 0, 65535, NOWS, 0, 1),
+        (True, 0x12, 5000, 1501, 65160, WS, 0, 0), (False, 0x10, 1501, 5001, 502, b"", 0, 0)],
     "retransmissions both ways": [
         (False, 0x02, 1000, 0, 64240, b"", 0, 0), (True, 0x12, 1000, 1001, 64240, b"", 0, 0),
         (False, 0x10, 1001, 1001, 502, b"", 0, 0), (True, 0x10, 1001, 1001, 502, b"", 0, 0),
@@ -582,8 +616,8 @@ SCENARIOS: dict[str, list[tuple[bool, int, int, int, int, bytes, int, float]]] =
         (False, 0x18, 1001, 5001, 502, b"", 100, 0), (True, 0x10, 5001, 1101, 509, b"", 0, 0),
         (True, 0x18, 5001, 1101, 509, b"", 300, 0), (False, 0x10, 1101, 5301, 502, b"", 0, 0)],
     "pickup before the peer is seen": [
-        (False, 0x10, 1001, 0, 502, b"", 0, 0), (False, 0x18, 1001, 0, 502, b"", 100, 1),
-        (False, 0x10, 1101, 2**32 - 5, 502, b"", 0, 1), (False, 0x11, 1101, 0, 502, b"", 0, 1)],
+        (False, 0x10, 1001, 0, 502, b"", 0, 0), (False, 0x18, 1001, 0, 502, b"", 600, 1),
+        (False, 0x10, 1601, 2**32 - 5, 502, b"", 0, 1), (False, 0x11, 1601, 0, 502, b"", 0, 1)],
     "SACK blocks": [
         (False, 0x02, 1000, 0, 64240, WS, 0, 0), (True, 0x12, 5000, 1001, 65160, WS, 0, 0),
         (False, 0x10, 1001, 5001, 502, b"", 0, 0), (True, 0x18, 5001, 1001, 509, b"", 1400, 0),
@@ -593,6 +627,31 @@ SCENARIOS: dict[str, list[tuple[bool, int, int, int, int, bytes, int, float]]] =
         (False, 0x10, 1001, 5001, 502, build_options(sack=((6401, 7801),)), 0, 0),
         (False, 0x10, 1001, 5001, 502, build_options(ts=(1, 2), sack=((5001, 5101),
                                                                       (6401, 7001))), 0, 0)],
+    "reopen from TIME_WAIT": [
+        (False, 0x02, 1000, 0, 64240, WS, 0, 0), (True, 0x12, 5000, 1001, 65160, WS, 0, 0),
+        (False, 0x10, 1001, 5001, 502, b"", 0, 0), (False, 0x11, 1001, 5001, 502, b"", 0, 0),
+        (True, 0x11, 5001, 1002, 509, b"", 0, 0), (False, 0x10, 1002, 5002, 502, b"", 0, 0),
+        (False, 0x02, 1500, 0, 64240, WS, 0, 1), (True, 0x12, 7000, 1501, 65160, WS, 0, 0),
+        (False, 0x10, 1501, 7001, 502, b"", 0, 0), (False, 0x04, 1501, 0, 0, b"", 0, 0),
+        (False, 0x02, 1502, 0, 64240, WS, 0, 1), (True, 0x02, 9000, 0, 64240, WS, 0, 1)],
+    "SYN/ACK with a new ISN in SYN_RECV": [
+        (False, 0x02, 1000, 0, 64240, WS, 0, 0), (True, 0x02, 5000, 0, 65160, NOWS, 0, 0),
+        (False, 0x12, 1000, 5001, 64240, WS, 0, 0), (False, 0x12, 1001, 5001, 1000, NOWS, 0, 0),
+        (True, 0x12, 5000, 1002, 65160, WS, 0, 0), (False, 0x10, 1002, 5001, 500, b"", 0, 0),
+        (True, 0x10, 5001, 1002, 500, b"", 0, 0)],
+    "SACK without SACK_PERM": [
+        (False, 0x02, 1000, 0, 64240, build_options(mss=1460), 0, 0),
+        (True, 0x12, 5000, 1001, 65160, build_options(mss=1460), 0, 0),
+        (False, 0x10, 1001, 5001, 502, b"", 0, 0), (True, 0x18, 5001, 1001, 509, b"", 1400, 0),
+        (False, 0x10, 1001, 5001, 502, build_options(sack=((5101, 6001),)), 0, 0),
+        (False, 0x10, 1001, 5501, 40000, build_options(sack=((5601, 6401),)), 0, 0)],
+    "sequence adjustment": [
+        (False, 0x02, 1000, 0, 64240, WS, 0, 0), (True, 0x12, 5000, 1001, 65160, WS, 0, 0),
+        (False, 0x10, 1001, 5001, 502, b"", 0, 0), (False, -1, 7, 100, 0, b"", 0, 0),
+        (False, 0x18, 1001, 5001, 502, b"", 100, 0), (True, 0x18, 5001, 1201, 509, b"", 100, 0),
+        (False, 0x10, 1101, 5107, 502, b"", 0, 0), (True, 0x10, 5101, 1101, 509, b"", 0, 0),
+        (False, -1, 2**32 - 7, 0, 0, b"", 0, 0), (True, 0x10, 5101, 1094, 509, b"", 0, 0),
+        (False, 0x10, 1101, 5094, 502, b"", 0, 0)],
     "RST answering a SYN": [
         (False, 0x02, 1000, 0, 64240, WS, 0, 0), (True, 0x14, 0, 1001, 0, b"", 0, 0),
         (False, 0x02, 1000, 0, 64240, WS, 0, 1), (True, 0x12, 5000, 1001, 65160, WS, 0, 0),
@@ -608,6 +667,9 @@ def test_tcp_scenarios_differential(name: str, v6: bool) -> None:
     c, s = (CA6, SA6) if v6 else (CA, SA_)
     now = 10.0
     for from_s, flags, seq, ack, win, o, plen, dt in SCENARIOS[name]:
+        if flags < 0:
+            pair.seqadj(seq, ack)       # (NAT hook: offsets of the two directions)
+            continue
         src, dst, sp, dp = (s, c, 80, 40000) if from_s else (c, s, 40000, 80)
         now += dt
         pair.send(tcp_datagram(src, dst, sp, dp, seq, ack, flags, win, o, bytes(plen), False),
@@ -624,6 +686,32 @@ def test_decode_ipv6_addresses(loopback: bool | None, nxt: int) -> None:
             data = struct.pack("!IHBB16s16s", 0x6ABCDEF1, len(l4), nxt, 9, src, dst) + l4
             same_decode(_speedups.decode_ip, decode.decode_ip_py, data, loopback)
             same_decode(_speedups.decode_ipv6, decode.decode_ipv6_py, data, loopback)
+
+
+@needs_c
+@HYP
+@given(v6=st.booleans(), flags=st.integers(0, 255), doff=st.integers(0, 15),
+       opt=st.binary(max_size=40), payload=st.binary(max_size=40), cut=st.integers(0, 80),
+       csum=st.sampled_from([None, None, 0, 0xFFFF, 1]), hook=st.sampled_from([0, 0, 1, 3, 4]),
+       check=st.sampled_from([0, 1, 1]))
+def test_tcp_error_differential(v6: bool, flags: int, doff: int, opt: bytes, payload: bytes,
+                                cut: int, csum: int | None, hook: int, check: int) -> None:
+    """Header checks before the lookup: truncation, data offset, checksum, flag combination,
+    on segments the decoder let through (or built by hand, bypassing the decoder)."""
+    c, s = (CA6, SA6) if v6 else (CA, SA_)
+    opt = opt + bytes(-len(opt) % 4)
+    seg = bytearray(struct.pack("!HHIIBBHHH", 1, 2, 3, 4, doff << 4, flags, 5, 0, 0) + opt
+                    + payload)
+    struct.pack_into("!H", seg, 16, l4_checksum(bytes(seg), 0, c, s, 6) if csum is None
+                     else csum)
+    seg = seg[:len(seg) - cut % (len(seg) + 1)]
+    data = tcp_like_v6(6, bytes(seg)) if v6 else tcp_like_v4(6, bytes(seg))
+    tr = Tracker()
+    tr.settings.nf_conntrack_checksum = check
+    pkts = [decode.decode_ip_py(data) for _ in range(2)]
+    res = [(impl.error(tr, p, hook, 0.0), p.reason) for impl, p in zip((T.Tcp(), T.TcpPy()),
+                                                                       pkts)]
+    assert res[0] == res[1]
 
 
 # --- TCP: unit-level calls with odd arguments go to the Python methods -----------------------

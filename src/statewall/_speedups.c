@@ -7,8 +7,10 @@
  * Python reference *before* any state was changed, so the two paths cannot diverge.
  * Must not know: anything the Python modules do not pass in. Tables (TCP transitions, flag
  * classes, valid flag combinations, timeout sysctl names) and the classes whose slots are
- * read (Packet, Conn, Settings) are given by the Python modules at import (bind_* and
- * tcp_methods); slot offsets come from their member descriptors, checked at bind time.
+ * read (Packet, Conn, Settings) are given by the Python modules at import (bind_packet,
+ * set_fallbacks, tcp_methods); slot offsets come from their member descriptors and the
+ * Conn.l4 layout is compared with the constants below, all checked at bind time (a mismatch
+ * raises, and the module concerned stays pure Python).
  *
  * Built by setup.py when a compiler is available; importing raises ImportError when the
  * environment variable STATEWALL_PURE is set to anything but "" or "0" (the Python modules
@@ -555,9 +557,12 @@ sp_decode_ip(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 }
 
 /* ---------------------------------------------------------------------------------------
- * TCP (conntrack/proto/tcp.py): Tcp.error and Tcp.packet as method descriptors of the Tcp
- * class. Fast path: a segment without SYN or RST whose transition is a plain one and which
- * passes all four window checks of a direction already seen; everything else is TcpPy's.
+ * TCP (conntrack/proto/tcp.py): Tcp.error, Tcp.new and Tcp.packet as method descriptors of
+ * the Tcp class. Fast paths: header checks that pass; a SYN opening SYN_SENT; a segment
+ * without RST whose transition is a plain one (not ignored, invalid, a reopen or a challenge
+ * ACK) and which passes all four window checks, including a SYN/ACK initialising its
+ * direction. Everything else is TcpPy's. Tcp.packet works on a copy of Conn.l4 and writes
+ * it back only when the packet is its own, so a late fallback leaves no trace.
  */
 
 enum { C_L4, C_STATE, C_STATUS, C_EVENTS, C_N };
@@ -657,7 +662,8 @@ static const struct { const char *name; long value; } tcp_layout[] = {
     {"TCP_CONNTRACK_LAST_ACK", S_LAST_ACK}, {"TCP_CONNTRACK_TIME_WAIT", S_TIME_WAIT},
     {"TCP_CONNTRACK_SYN_SENT2", S_SYN_SENT2},
     {"TCP_CONNTRACK_MAX", S_MAX}, {"TCP_SYN_SET", IX_SYN}, {"TCP_ACK_SET", IX_ACK},
-    {"TCP_RST_SET", IX_RST}, {"TCP_NONE_SET", IX_NONE}, {"IPS_SEEN_REPLY", IPS_SEEN_REPLY}, {"IPS_ASSURED", IPS_ASSURED},
+    {"TCP_RST_SET", IX_RST}, {"TCP_NONE_SET", IX_NONE}, {"IPS_SEEN_REPLY", IPS_SEEN_REPLY},
+    {"IPS_ASSURED", IPS_ASSURED},
     {"IPS_SEQ_ADJUST", IPS_SEQ_ADJUST}, {"IPCT_ASSURED", IPCT_ASSURED},
     {"IPCT_PROTOINFO", IPCT_PROTOINFO}, {"MAXACKWINCONST", MAXACKWINCONST}, {"NF_ACCEPT", 1},
     {"CONTINUE", 1}, {"TCP_MAX_WSCALE", MAX_WSCALE},
@@ -1104,8 +1110,10 @@ fast_tcp_packet(PyObject *tracker, PyObject *ct, PyObject *pkt, PyObject *dirobj
     {
         /* tracker.refresh_acct(ct, pkt, dir, now, timeout); stack[0] is scratch space */
         PyObject *stack[7] = {NULL, tracker, ct, pkt, dirobj, now, timeout};
+        Py_INCREF(timeout);     /* (borrowed from a Settings slot until now) */
         PyObject *res = PyObject_VectorcallMethod(str_refresh_acct, stack + 1,
                                                   6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(timeout);
         if (res == NULL)
             goto done;
         Py_DECREF(res);

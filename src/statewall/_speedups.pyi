@@ -17,6 +17,7 @@ def set_fallbacks(*, l4_checksum_ok: Callable[..., bool] = ...,
                   decode_ip: Callable[..., Packet] = ..., decode_ipv4: Callable[..., Packet] = ...,
                   decode_ipv6: Callable[..., Packet] = ...) -> None: ...
 def tcp_methods(cls: type, error_py: Callable[..., int], packet_py: Callable[..., int],
-                conn_cls: type, settings_cls: type, index: bytes, flat: bytes, valid: bytes,
+                new_py: Callable[..., bool], l4_factory: Callable[[], Any], conn_cls: type,
+                settings_cls: type, index: bytes, flat: bytes, valid: bytes,
                 timeout_names: Sequence[str], syn_sent2_timeout: int,
                 layout: Mapping[str, int]) -> dict[str, Any]: ...

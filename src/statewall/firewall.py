@@ -13,9 +13,17 @@ Hook order and priorities as in the kernel (include/uapi/linux/netfilter_ipv4.h)
              POSTROUTING (mangle, nat(SNAT) +100); helpers +300 and confirm last.
   local out: defrag -400, raw -300, conntrack -200, mangle -150, nat(DNAT) -100, filter 0,
              routing, POSTROUTING (mangle, nat(SNAT)), helpers, confirm.
-The nat table is consulted only for an entry's first packet (NEW/RELATED, not yet bound);
-NAT itself is not applied yet (issue 7): a NAT target's decision is recorded on the
-Decision and the packet goes on untranslated.
+NAT (``statewall.nat``, only when the rule set has a nat table, as the kernel registers its
+NAT hooks only then): at PREROUTING/OUTPUT the destination manip, at POSTROUTING/INPUT the
+source manip, each as ``nf_nat_inet_fn``: the nat table is consulted only for an entry's
+first packet whose manip is not bound yet (a NAT target binds it, else a null binding),
+every packet is rewritten from the entry's binding (``pkt.buf`` becomes the rewritten
+bytes), ICMP errors about a NATed entry are translated inside and out. Routing follows the
+destination after PREROUTING's DNAT (and OUTPUT's, ``ip_route_me_harder``). At the confirm
+hook, after the helper (which may rewrite an FTP command: ``nf_nat_ftp``), TCP sequence
+numbers are adjusted. With ``want_output`` the decision also carries the bytes that leave
+(``Decision.out``): forwarded packets with the TTL / hop limit decremented and reassembled
+datagrams cut into fragments again.
 Without rule sets every table is empty (policy ACCEPT), as a kernel with no rules loaded;
 IPv6 packets without ``rules6`` likewise.
 """
@@ -24,8 +32,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from .conntrack.conn import (IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
-                             IP_CT_RELATED_REPLY, Conn)
+from .conntrack.conn import (IP_CT_ESTABLISHED_REPLY, IP_CT_RELATED, IP_CT_RELATED_REPLY,
+                             Conn)
 from .conntrack.core import VERDICT_DROP, Tracker
 from .conntrack.defrag import Defrag
 from .conntrack.proto.base import (NF_INET_FORWARD, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
@@ -61,12 +69,16 @@ class Decision:
     "filter/INPUT policy"), or None. path: the hooks traversed, e.g. ["PREROUTING",
     "FORWARD", "POSTROUTING"]. matched: (table, chain, rule number, rule text) of every
     rule whose target ran (when tracing). emitted: side outputs in order (LOG lines, NFLOG
-    records, TRACE lines, generated packets as ``Emitted``). nat: NAT targets that matched
-    (not applied yet). out_iface: the routing decision.
+    records, TRACE lines, generated packets as ``Emitted``). nat: the NAT targets that
+    bound the entry (``NatRequest``s). out_iface: the routing decision. out: with
+    ``Firewall.want_output``, what leaves the box for this packet, in order: (output
+    interface, bytes from the network header) - one item, or one per fragment. seen: the
+    bytes as conntrack saw them, when NAT has rewritten ``pkt.buf`` since (else None).
     """
 
     __slots__ = ("verdict", "pkt", "reason", "ct", "ctinfo", "fragments", "discarded",
-                 "source", "path", "matched", "emitted", "nat", "out_iface")
+                 "source", "path", "matched", "emitted", "nat", "out_iface", "route_drop",
+                 "out", "seen")
 
     def __init__(self, verdict: str, pkt: Packet | None, reason: str | None = None) -> None:
         self.verdict = verdict
@@ -82,6 +94,9 @@ class Decision:
         self.emitted: list[Any] = []
         self.nat: list[Any] = []
         self.out_iface: str | None = None
+        self.route_drop: str | None = None
+        self.out: list[tuple[str | None, bytes]] = []
+        self.seen: bytes | None = None
 
 
 _REJECT_HOOK: Final = {"INPUT": NF_INET_LOCAL_IN, "FORWARD": NF_INET_FORWARD,
@@ -110,8 +125,9 @@ def _forwarded_copy(pkt: Packet) -> Packet:
 
 
 class Emitted:
-    """A packet the firewall generated (REJECT): its bytes, the decision on its own way
-    out through OUTPUT/POSTROUTING, and what it answers."""
+    """A packet the firewall generated (REJECT): its bytes as they leave (after NAT on its
+    way out), the decision on its own way out through OUTPUT/POSTROUTING, and what it
+    answers."""
 
     __slots__ = ("kind", "data", "decision", "about")
 
@@ -126,16 +142,18 @@ class Firewall:
     """A host with conntrack and, optionally, iptables/ip6tables rule sets."""
 
     __slots__ = ("settings", "tracker", "defrag", "host", "engine4", "engine6", "trace",
-                 "_ctx_type")
+                 "_ctx_type", "nat", "want_output")
 
     def __init__(self, settings: Settings | None = None, tracker: Tracker | None = None,
                  rules4: Any = None, rules6: Any = None, host: HostModel | None = None,
-                 trace: bool = False) -> None:
+                 trace: bool = False, want_output: bool = False) -> None:
         self.settings = settings if settings is not None else Settings()
         self.tracker = tracker if tracker is not None else Tracker(self.settings)
         self.defrag = Defrag(self.settings)
         self.host = host if host is not None else HostModel()
         self.trace = trace
+        self.want_output = want_output      # fill Decision.out (replay --write)
+        self.nat: Any = None                # statewall.nat.Nat when a nat table is loaded
         self.engine4: Any = None
         self.engine6: Any = None
         self._ctx_type: Any = None
@@ -145,6 +163,9 @@ class Firewall:
             self._ctx_type = Context
             self.engine4 = Engine(rules4) if rules4 is not None else None
             self.engine6 = Engine(rules6) if rules6 is not None else None
+            if any(e is not None and "nat" in e.tables for e in (self.engine4, self.engine6)):
+                from .nat import Nat
+                self.nat = Nat(self.tracker, self.host)
 
     # -- the packet path -----------------------------------------------------------------
     def process(self, pkt: Packet, now: float, hook: int = NF_INET_PRE_ROUTING) -> Decision:
@@ -154,6 +175,9 @@ class Firewall:
         tracker = self.tracker
         if now >= tracker.soonest:
             tracker.expire(now)
+        defrag = self.defrag
+        if defrag.v4.queues or defrag.v6.queues:
+            defrag.expire(now)                  # reassembly timers (ipfrag_time)
         merged = 0
         discarded = 0
         if pkt.mf or pkt.fragoff or pkt.frag_hdr_off >= 0 or pkt.proto == 44:
@@ -188,6 +212,13 @@ class Firewall:
             d = self._with_rules(engine, pkt, now, hook)
         d.fragments = merged
         d.discarded = discarded
+        if merged and d.out:
+            # ip_do_fragment / ip6_fragment: out again along the original fragments' cuts
+            from .nat.forward import refragment
+            offsets = [f.fragoff for f in res.fragments]
+            ident = res.fragments[0].ipid
+            d.out = [(dev, part) for dev, data in d.out
+                     for part in refragment(data, offsets, ident)]
         return d
 
     def _conntrack_only(self, pkt: Packet, now: float, hook: int) -> Decision:
@@ -196,45 +227,96 @@ class Firewall:
         if tracker.conntrack_in(pkt, now, hook) == VERDICT_DROP:
             tracker.release(pkt)
             return Decision(DROP, pkt, pkt.reason)
-        if tracker.confirm(pkt, now) == VERDICT_DROP:
-            return Decision(DROP, pkt, pkt.reason)
         d = Decision(ACCEPT, pkt, pkt.reason)
-        d.ct = pkt.ct
-        d.ctinfo = pkt.ctinfo
         if self.host.ifaces:
             d.out_iface = self._route(pkt, hook, d)
+            if d.route_drop is not None:
+                tracker.release(pkt)
+                d.verdict = DROP
+                d.reason = d.route_drop
+                d.source = "routing"
+                return d
+        if tracker.confirm(pkt, now) == VERDICT_DROP:
+            d.verdict = DROP
+            d.reason = pkt.reason
+            return d
+        d.ct = pkt.ct
+        d.ctinfo = pkt.ctinfo
+        if self.want_output:
+            self._output(d, pkt, hook)
         return d
 
+    def _output(self, d: Decision, pkt: Packet, hook: int) -> None:
+        """``Decision.out`` of an accepted packet: a forwarded one as ``ip_forward`` sends
+        it on (TTL / hop limit one less), one the host sent as it is; nothing for one
+        delivered to the host."""
+        if d.verdict != ACCEPT:
+            return
+        if hook == NF_INET_LOCAL_OUT:
+            d.out = [(d.out_iface, pkt.buf)]
+        elif "FORWARD" in d.path or not self.host.ifaces:
+            from .nat.forward import forwarded
+            d.out = [(d.out_iface, forwarded(pkt.buf))]
+
     def _route(self, pkt: Packet, hook: int, d: Decision) -> str | None:
-        """Routing decision: fills ``d.path`` and returns the output interface."""
+        """Routing decision: fills ``d.path`` and returns the output interface. A packet
+        the routing code drops (``ip_route_input`` / ``ip_forward``) gets ``d.path`` =
+        ["PREROUTING"] and ``d.route_drop`` says why: it never reaches INPUT/FORWARD and
+        its new entry is never confirmed."""
         host = self.host
         if hook == NF_INET_LOCAL_OUT:
             d.path = ["OUTPUT", "POSTROUTING"]
             return host.route(pkt.dst)
-        if host.delivers_locally(pkt.dst):
+        dst = pkt.dst
+        if host.delivers_locally(dst):
             d.path = ["PREROUTING", "INPUT"]
             return None
+        if host.drops_multicast(dst):
+            d.path = ["PREROUTING"]
+            d.route_drop = "multicast group not joined by the host (not forwarded)"
+            return None
+        out = host.route(dst)
+        if out is None:
+            d.path = ["PREROUTING"]
+            d.route_drop = "no route to the destination (ip_route_input: unreachable)"
+            return None
+        if pkt.ttl <= 1:
+            d.path = ["PREROUTING"]
+            d.route_drop = ("TTL expired in transit (ip_forward drops it and sends ICMP "
+                            "time exceeded)" if pkt.l3num != AF_INET6 else
+                            "hop limit expired in transit (ip6_forward drops it and sends "
+                            "ICMPv6 time exceeded)")
+            return out
         d.path = ["PREROUTING", "FORWARD", "POSTROUTING"]
-        return host.route(pkt.dst)
+        return out
 
     def _with_rules(self, engine: Any, pkt: Packet, now: float, hook: int,
                     generated: bool = False) -> Decision:
         tracker = self.tracker
+        host = self.host
         d = Decision(ACCEPT, pkt)
-        out_iface = self._route(pkt, hook, d) if self.host.ifaces else None
-        if not self.host.ifaces:
-            d.path = (["OUTPUT", "POSTROUTING"] if hook == NF_INET_LOCAL_OUT
-                      else ["PREROUTING", "FORWARD", "POSTROUTING"])
+        local_out = hook == NF_INET_LOCAL_OUT
+        if local_out:
+            # a local packet is routed by its socket before OUTPUT
+            out_iface = self._route(pkt, hook, d) if host.ifaces else None
+            if not host.ifaces:
+                d.path = ["OUTPUT", "POSTROUTING"]
+        else:
+            out_iface = None                # routing comes after PREROUTING (after DNAT)
+            d.path = ["PREROUTING"]
         d.out_iface = out_iface
-        in_iface = pkt.iface if hook != NF_INET_LOCAL_OUT else None
+        in_iface = pkt.iface if not local_out else None
         ctx = self._ctx_type(now=now, in_iface=in_iface, out_iface=None,
-                             local_addrs=self.host.local, tracker=tracker, pkttype=None)
+                             local_addrs=host.local, tracker=tracker, pkttype=None)
+        nat = self.nat if "nat" in engine.tables else None
         first = HOOK_NAMES[hook]
         # raw, before conntrack
         res = engine.run("raw", first, pkt, ctx, trace=self.trace)
         if not self._absorb(d, res, "raw", first):
             return d
         template = getattr(res, "ct_template", None)
+        if nat is not None:
+            nat.prime(tracker, pkt, 0 if template is None else template.zone)
         if template is not None:
             ret = tracker.conntrack_in(pkt, now, hook, template)
         else:
@@ -247,37 +329,88 @@ class Firewall:
             d.source = "conntrack"
             return d
         d.reason = pkt.reason
-        for hname in d.path:
+        seen = pkt.buf
+        if nat is not None:
+            nat.after_conntrack(pkt, now)
+        i = 0
+        while i < len(d.path):
+            hname = d.path[i]
             h = HOOK_NAMES.index(hname)
             if hname in ("FORWARD", "POSTROUTING", "OUTPUT"):
                 ctx.out_iface = out_iface if hname != "OUTPUT" or out_iface else None
+            dst = pkt.dst
             for table in _AFTER_CT[h]:
-                if table == "nat" and not self._nat_applies(pkt):
-                    continue
-                res = engine.run(table, hname, pkt, ctx, trace=self.trace)
-                if not self._absorb(d, res, table, hname):
+                if table == "nat":
+                    if nat is None:
+                        continue
+                    ok = self._nat_hook(engine, d, nat, pkt, ctx, h, hname, out_iface, now)
+                else:
+                    res = engine.run(table, hname, pkt, ctx, trace=self.trace)
+                    ok = self._absorb(d, res, table, hname)
+                if not ok:
                     if not generated:
                         tracker.release(pkt)
                     self._reject_replies(engine, d, pkt, now, hook)
                     return d
+            if i == 0:
+                if not local_out:
+                    # the routing decision, on the destination PREROUTING left
+                    if host.ifaces:
+                        out_iface = self._route(pkt, hook, d)
+                    else:
+                        d.path = ["PREROUTING", "FORWARD", "POSTROUTING"]
+                    d.out_iface = out_iface
+                    if d.route_drop is not None:
+                        if not generated:
+                            tracker.release(pkt)
+                        d.verdict = DROP
+                        d.reason = d.route_drop
+                        d.source = "routing"
+                        return d
+                elif pkt.dst != dst and host.ifaces:
+                    # OUTPUT's DNAT changed the destination: ip_route_me_harder (a local
+                    # destination, e.g. REDIRECT's 127.0.0.1, goes out through lo)
+                    out_iface = "lo" if host.delivers_locally(pkt.dst) else host.route(pkt.dst)
+                    d.out_iface = out_iface
+            i += 1
         if tracker.confirm(pkt, now) == VERDICT_DROP:
             d.verdict = DROP
             d.reason = pkt.reason
             d.source = "conntrack confirm"
             return d
+        if nat is not None:
+            why = nat.seq_adjust(pkt)           # nf_confirm: after the helper
+            if why is not None:
+                d.verdict = DROP
+                d.reason = why
+                d.source = "conntrack confirm"
+                return d
         d.ct = pkt.ct
         d.ctinfo = pkt.ctinfo
+        if pkt.buf is not seen:
+            d.seen = seen
+        if self.want_output:
+            self._output(d, pkt, hook)
         return d
 
-    @staticmethod
-    def _nat_applies(pkt: Packet) -> bool:
-        """The nat table sees only an entry's first packet (``nf_nat_inet_fn``)."""
-        ct = pkt.ct
-        if ct is None:
+    def _nat_hook(self, engine: Any, d: Decision, nat: Any, pkt: Packet, ctx: Any, h: int,
+                  hname: str, out_iface: str | None, now: float) -> bool:
+        """The NAT hook at ``h`` (``nf_nat_ipv4_fn`` / ``nf_nat_ipv6_fn``): the nat table
+        for an entry's first packet and its binding, the translation for every packet.
+        False: the packet is dropped (``d`` says why)."""
+        if nat.needs_rules(pkt, h):
+            res = engine.run("nat", hname, pkt, ctx, trace=self.trace)
+            if not self._absorb(d, res, "nat", hname):
+                return False
+            why = nat.bind(pkt, h, res.nat, out_iface, now)
+        else:
+            why = nat.translate(pkt, h, out_iface, now)
+        if why is not None:
+            d.verdict = DROP
+            d.reason = why
+            d.source = f"nat/{hname}"
             return False
-        ci = pkt.ctinfo
-        return (ci == IP_CT_NEW or ci == IP_CT_RELATED or ci == IP_CT_RELATED_REPLY) \
-            and not ct.status & 8      # not yet confirmed: no binding set up yet
+        return True
 
     def _absorb(self, d: Decision, res: Any, table: str, hook: str) -> bool:
         """Take one table's result into the decision; False when the packet is dropped."""
@@ -330,8 +463,14 @@ class Firewall:
                 out.ct = pkt.ct
                 out.ctinfo = IP_CT_RELATED if pkt.ctinfo >= IP_CT_ESTABLISHED_REPLY \
                     else IP_CT_RELATED_REPLY
+                if self.nat is not None and out.proto == 6:
+                    # nf_send_reset leaves the RST's checksum CHECKSUM_PARTIAL: computed
+                    # in full after NAT
+                    from .nat.core import ext
+                    ext(pkt.ct).partial = out
             sub = self._with_rules(engine, out, now, NF_INET_LOCAL_OUT, generated=True)
-            d.emitted.append(Emitted("REJECT", built.data, sub, item.with_))
+            # the bytes as they leave: after NAT on OUTPUT/POSTROUTING
+            d.emitted.append(Emitted("REJECT", out.buf, sub, item.with_))
 
     def _icmp_source(self, pkt: Packet, hook: int) -> bytes | None:
         """The address an ICMP error leaves from: the original destination when it is

@@ -2,7 +2,8 @@
 
 Owns: the replay command's options and output contract (trace JSON lines, ``conntrack -E``
 event lines, the table in conntrack/proc/ip_conntrack/json form, rule counters, LOG lines,
-``--compare`` of two rule sets), the replay clock (the capture's timestamps), the progress
+``--compare`` of two rule sets, ``--write``: every packet the firewall emits, as it leaves,
+in a pcapng file), the replay clock (the capture's timestamps), the progress
 bar, and the options every capture-driven command shares (``add_common_options``,
 ``build_firewall``, ``iter_packets``). Must not know: how packets are tracked or filtered
 (it calls ``Firewall.process``) or how capture files are laid out (``io.capture``).
@@ -76,6 +77,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--events", metavar="FILE|-", help="write conntrack -E style event lines")
     p.add_argument("--table", nargs="?", const="-", metavar="FILE",
                    help="print the state table at the end (or at --now)")
+    p.add_argument("--expect", nargs="?", const="-", metavar="FILE",
+                   help="print the expectations at the end (or at --now), as conntrack -L "
+                        "expect (or /proc/net/nf_conntrack_expect with --format proc, JSON "
+                        "with --format json)")
     p.add_argument("--stats", nargs="?", const="-", metavar="FILE",
                    help="print the conntrack -S counters, the INVALID/DROP reasons with "
                         "their counts, and the reassembly counters at the end")
@@ -89,6 +94,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--save-counters", nargs="?", const="-", metavar="FILE",
                    help="after the replay, the rule set with counters as iptables-save -c")
     p.add_argument("--log", metavar="FILE|-", help="write LOG target lines (kernel format)")
+    p.add_argument("--write", metavar="FILE",
+                   help="write every packet the firewall emits, in emission order, as it "
+                        "leaves (after NAT; forwarded ones with the TTL / hop limit "
+                        "decremented; REJECT's answers too) to a pcapng file: one interface "
+                        "per output interface, named as in --iface, raw IP link type")
     p.add_argument("--compare", metavar="RULES",
                    help="also replay with this IPv4 rule set and list the packets and "
                         "connections whose verdict differs, grouped by connection")
@@ -215,11 +225,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     fmt = args.format or ("ip_conntrack" if args.profile == "linux-2.4" else "conntrack")
     opened: list[IO[str]] = []
+    wfile: IO[bytes] | None = None
     try:
         outs = {k: _open_out(getattr(args, k), opened)
-                for k in ("trace", "events", "table", "stats", "list_rules", "save_counters",
-                          "log")}
-        return _replay(args, fw, other, fmt, outs)
+                for k in ("trace", "events", "table", "expect", "stats", "list_rules",
+                          "save_counters", "log")}
+        writer: EmitWriter | None = None
+        if getattr(args, "write", None):
+            wfile = open(args.write, "wb")
+            writer = EmitWriter(wfile)
+            fw.want_output = True
+        return _replay(args, fw, other, fmt, outs, writer)
     except CaptureError as e:
         print(f"statewall replay: {e}", file=sys.stderr)
         return 2
@@ -229,6 +245,35 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for f in opened:
             f.close()
+        if wfile is not None:
+            wfile.close()
+
+
+LINKTYPE_RAW = 101          # raw IPv4/IPv6, no link-layer header
+
+
+class EmitWriter:
+    """``--write``: the packets a decision emits (REJECT's answers first, as they are sent
+    while the rules run, then the packet itself), one pcapng interface per output
+    interface, in order of first use."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        from ..io.capture import PcapngWriter
+        self.w = PcapngWriter(f, userappl="statewall replay --write")
+        self.count = 0
+
+    def decision(self, d: Decision, ts: float) -> None:
+        ts_ns = int(round(ts * 1e9))
+        for e in d.emitted:
+            if isinstance(e, Emitted) and e.decision is not None:
+                self._out(e.decision, ts_ns)
+        self._out(d, ts_ns)
+
+    def _out(self, d: Decision, ts_ns: int) -> None:
+        for dev, data in d.out:
+            ifid = self.w.interface(dev, LINKTYPE_RAW)
+            self.w.write(data, ts_ns, ifid, flags=2)       # epb_flags: outbound
+            self.count += 1
 
 
 class _Progress:
@@ -253,7 +298,7 @@ class _Progress:
 
 
 def _replay(args: argparse.Namespace, fw: Firewall, other: Firewall | None, fmt: str,
-            outs: dict[str, IO[str] | None]) -> int:
+            outs: dict[str, IO[str] | None], writer: EmitWriter | None = None) -> int:
     tracker = fw.tracker
     acct = bool(fw.settings.nf_conntrack_acct)
     trace, events = outs["trace"], outs["events"]
@@ -298,6 +343,8 @@ def _replay(args: argparse.Namespace, fw: Firewall, other: Firewall | None, fmt:
             twin = decode_ip(pkt.buf)
             twin.iface, twin.ts = pkt.iface, pkt.ts
         d = fw.process(pkt, rec.ts, hook)
+        if writer is not None:
+            writer.decision(d, rec.ts)
         if other is not None:
             d2 = other.process(twin, rec.ts, hook)
             if d.verdict != d2.verdict:
@@ -317,6 +364,8 @@ def _replay(args: argparse.Namespace, fw: Firewall, other: Firewall | None, fmt:
     fw.expire(when)
     if outs["table"] is not None:
         _print_table(fw, when, fmt, acct, outs["table"])
+    if outs["expect"] is not None:
+        _print_expect(fw, when, fmt, outs["expect"])
     if outs["stats"] is not None:
         _print_stats(fw, outs["stats"])
     if outs["list_rules"] is not None:
@@ -459,6 +508,26 @@ def _print_compare(diffs: list[tuple[int, Packet | None, Decision, Decision]], a
         out.write(f"{key}\n")
         for line in lines:
             out.write(line + "\n")
+
+
+def _print_expect(fw: Firewall, now: float, fmt: str, out: IO[str]) -> None:
+    """The expectation table: ``conntrack -L expect``, /proc, 2.4 EXPECTING: or JSON."""
+    from ..conntrack.format import (expect_as_json, expect_line, expect_proc_line,
+                                    ip_conntrack_expect_line)
+    exps = fw.tracker.expect.entries(now)
+    if fmt == "json":
+        out.write(json.dumps([expect_as_json(e, now) for e in exps], indent=1) + "\n")
+        return
+    for e in exps:
+        if fmt == "proc":
+            out.write(expect_proc_line(e, now) + "\n")
+        elif fmt == "ip_conntrack":
+            out.write(ip_conntrack_expect_line(e) + "\n")
+        else:
+            out.write(expect_line(e, now) + "\n")
+    if fmt == "conntrack":
+        print(f"statewall (conntrack-compatible): {len(exps)} expectations have been shown.",
+              file=sys.stderr)
 
 
 def _print_table(fw: Firewall, now: float, fmt: str, acct: bool, out: IO[str]) -> None:

@@ -102,6 +102,10 @@ def run(args: argparse.Namespace, loader: Any = None, builder: Any = None) -> in
     except (ValueError, SettingError, OSError) as e:
         print(f"statewall run: {e}", file=sys.stderr)
         return 2
+    if not args.rules and not args.print_kernel_setup:
+        print("statewall run: --rules is required (a firewall without rules would pass "
+              "everything)", file=sys.stderr)
+        return 2
     if args.print_kernel_setup:
         k = KernelSetup(cfg.first_queue, cfg.last_queue, cfg.fail_open, ipv6=cfg.ipv6,
                         backend=cfg.backend)

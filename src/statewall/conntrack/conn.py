@@ -136,12 +136,15 @@ class Conn:
     the first packet. events: pending IPCT_* bits for this packet. bucket: the expiry bucket
     the entry is registered in (owned by the table). help: the helper extension
     (``helpers.Help``: helper, expectations, helper state), created only for entries with
-    a helper or made from an expectation, else None.
+    a helper or made from an expectation, else None. nat: the NAT extension
+    (``statewall.nat.core.NatExt``: MASQUERADE's interface, sequence adjustment), created
+    only for entries that need one, else None; the binding itself is the reply tuple and
+    the IPS_*NAT* bits.
     """
 
     __slots__ = ("orig", "reply", "status", "timeout", "l3num", "proto", "state", "l4",
                  "mark", "zone", "acct", "master", "helper", "id", "start", "events",
-                 "bucket", "help")
+                 "bucket", "help", "nat")
 
     orig: Tuple
     reply: Tuple
@@ -161,6 +164,7 @@ class Conn:
     events: int
     bucket: float
     help: Help | None
+    nat: Any
 
     def __init__(self, orig: Tuple, reply: Tuple, l3num: int, now: float) -> None:
         self.orig = orig
@@ -181,6 +185,7 @@ class Conn:
         self.events = 0
         self.bucket = -1.0
         self.help = None
+        self.nat = None
 
     def __repr__(self) -> str:
         return f"<Conn id={self.id} proto={self.proto} state={self.state} status={self.status:#x}>"

@@ -416,7 +416,8 @@ def _one(sw: _Statewall, frame: Frame, kp: Mapping[str, Any], local: set[bytes],
     ours, ours_proc = sw.table(at)
     seen_info = kinfo
     if d.pkt is not None and d.fragments:
-        seen_info = pktinfo.parse(d.pkt.buf) or kinfo
+        # the datagram as conntrack saw it (before NAT rewrote it, if it did)
+        seen_info = pktinfo.parse(getattr(d, "seen", None) or d.pkt.buf) or kinfo
     s_entry = pktinfo.find_entry(seen_info, ours) if seen_info is not None else None
     sview = View(d.verdict, state, sdir, s_entry, d.reason)
 

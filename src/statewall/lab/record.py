@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from statewall.io.capture import PcapngWriter
+from statewall.lab import egress as egress_mod
 from statewall.lab import kernelstate, pktinfo
 from statewall.lab.capture import Capture, Frame
 from statewall.lab.delayline import DelayLine, Schedule
@@ -222,9 +223,9 @@ class Recording:
                 l3 = rec.payload if rec is not None and rec.payload else loc.l3
                 out = self.frames[j].iface if j is not None else None
                 iface = out or loc.oif or self.fw_ifaces[0]
-                if j is not None:
+                if j is not None and _local_key(self.frames[j].l3) == _local_key(l3):
                     data = self.frames[j].data
-                else:
+                else:   # not seen leaving, or NAT rewrote it on the way: as it was sent
                     fw_mac, peer_mac = self.macs.get(iface, ("02:00:00:00:00:01",
                                                              "02:00:00:00:00:02"))
                     data = _mac(peer_mac) + _mac(fw_mac) + _ethertype(l3) + l3
@@ -296,6 +297,8 @@ class Recording:
                     out[loc.id] = j
                     used.add(j)
                     break
+        # sent after NAT rewrote it on OUTPUT/POSTROUTING (issue 7): lab.egress
+        egress_mod.match_local_translated(self.locals, egress, used, out)
         return out, used
 
     def _match_local_nflog(self) -> dict[int, NflogRecord]:
@@ -372,6 +375,8 @@ class Recording:
                     out[idx] = g.iface
                     used.add(j)
                     break
+        # forwarded after NAT rewrote addresses/ports/checksums (issue 7): lab.egress
+        egress_mod.match_translated(ingress, egress, used, out)
         sent = []
         for j, g in egress:
             if j in used:
@@ -446,6 +451,7 @@ class Recording:
             (d / stale).unlink(missing_ok=True)
         (d / "capture.pcapng").write_bytes(self.pcapng_bytes())
         (d / "kernel.json").write_text(dump_json(self.kernel_json()))
+        egress_mod.write(self, d)        # every frame fw transmitted (NAT comparisons)
         return d
 
 

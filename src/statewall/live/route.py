@@ -238,7 +238,7 @@ class KernelHost(HostModel):
     reply) get an output-route lookup, as ``ip_route_me_harder`` would do."""
 
     __slots__ = ("rtnl", "names", "cache", "cur_hook", "cur_iif", "cur_src", "cur_dst",
-                 "cur_mark", "cur_tos", "cur_oif", "lookups")
+                 "cur_mark", "cur_tos", "cur_oif", "cur_res", "lookups")
 
     def __init__(self, rtnl: Rtnl | None = None) -> None:
         self.rtnl = rtnl if rtnl is not None else Rtnl()
@@ -250,12 +250,14 @@ class KernelHost(HostModel):
         self.cur_mark = 0
         self.cur_tos = 0
         self.cur_oif = 0
+        self.cur_res: tuple[int, int] | None = None    # the current packet's input route
         self.lookups = 0
         self.names: dict[int, str] = {}
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read interfaces and addresses; forget every cached route."""
+        self.cur_res = None
         names = self.rtnl.links()
         by_if: dict[str, list[IfAddr]] = {n: [] for n in names.values()}
         for index, a in self.rtnl.addresses():
@@ -275,6 +277,7 @@ class KernelHost(HostModel):
         self.cur_dst = dst
         self.cur_mark = mark
         self.cur_tos = tos
+        self.cur_res = None
 
     def _lookup(self, iif: int, src: bytes, dst: bytes, mark: int, tos: int) -> tuple[int, int]:
         key = (iif, src, dst, mark, tos)
@@ -288,10 +291,15 @@ class KernelHost(HostModel):
         return r
 
     def _input(self) -> tuple[int, int]:
-        return self._lookup(self.cur_iif, self.cur_src, self.cur_dst, self.cur_mark,
-                            self.cur_tos & 0xFC)
+        r = self.cur_res
+        if r is None:
+            r = self.cur_res = self._lookup(self.cur_iif, self.cur_src, self.cur_dst,
+                                            self.cur_mark, self.cur_tos & 0xFC)
+        return r
 
     def delivers_locally(self, dst: bytes) -> bool:
+        if dst[0] == 0xFF if len(dst) == 16 else dst[0] >= 224:
+            return True      # multicast: local delivery (no multicast routing daemon)
         if dst == self.cur_dst and self.cur_hook != NF_INET_LOCAL_OUT and self.cur_iif:
             rtype = self._input()[0]
             return rtype == RTN_LOCAL or rtype == RTN_BROADCAST or rtype == RTN_MULTICAST

@@ -64,6 +64,7 @@ class Supervisor:
     def _spawn(self, ch: _Child) -> None:
         from .worker import run_worker
         r, w = os.pipe()
+        me = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -74,7 +75,7 @@ class Supervisor:
                         os.close(other.rfile)
                 if self.ctl is not None:
                     self.ctl.close()
-                code = run_worker(self.cfg, ch.queue, self.loader, self.builder, w)
+                code = run_worker(self.cfg, ch.queue, self.loader, self.builder, w, me)
             finally:
                 os._exit(code)
         os.close(w)
@@ -155,7 +156,11 @@ class Supervisor:
         signal.signal(signal.SIGHUP, self._on_hup)
         signal.signal(signal.SIGCHLD, lambda s, f: None)
         if cfg.control:
-            self._open_control(cfg.control)
+            try:
+                self._open_control(cfg.control)
+            except (RuntimeError, OSError) as e:
+                self.log.error(f"control socket: {e}")
+                return 1
         try:
             for ch in self.children.values():
                 self._spawn(ch)
@@ -218,6 +223,15 @@ class Supervisor:
         self.reload_wanted = True
 
     def _open_control(self, path: str) -> None:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+            raise RuntimeError(f"another statewall is running (its control socket {path} "
+                               "answers)")
+        except OSError:
+            pass                                  # nobody there: a leftover, or nothing
+        finally:
+            probe.close()
         try:
             os.unlink(path)
         except FileNotFoundError:

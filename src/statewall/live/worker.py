@@ -16,6 +16,7 @@ while deciding one packet drops that packet and is logged, the loop goes on.
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -42,6 +43,8 @@ from .route import KernelHost, Watcher
 BATCH: Final = 128
 NF_VERDICT_FLAG_QUEUE_BYPASS: Final = 0x8000
 RING_TTL: Final = 2.0
+GC_YOUNG_EVERY: Final = 4096        # packets between collections of the young generations
+GC_FULL_EVERY: Final = 600.0        # seconds between full collections
 # ICMP / ICMPv6 error types: they quote a packet of another flow
 _ICMP_ERRORS: Final = frozenset((3, 4, 5, 11, 12))
 _ICMP6_ERRORS: Final = frozenset((1, 2, 3, 4))
@@ -164,6 +167,7 @@ class Worker:
             self.trace = sys.stdout
         elif tpath:
             self.trace = open(tpath, "a", encoding="utf-8", buffering=1 << 16)
+        self._gc_setup()
         swlog.event(logging.INFO, "worker ready", queue=self.queue_num,
                     entries=len(self.tracker.table), fail_open=cfg.fail_open)
         self._report("ready")
@@ -172,6 +176,29 @@ class Worker:
         finally:
             self._shutdown()
         return 0
+
+    # -- garbage collection -------------------------------------------------------------
+    def _gc_setup(self) -> None:
+        """The cyclic GC's full collections walk every object, the table included (several
+        ms per 100k objects): a latency spike for whatever packet waits. So automatic
+        collection is off; what exists after start-up (modules, compiled rules, the
+        restored table) is frozen out of the scans; the young generations are collected
+        every few thousand packets (cheap: only new objects) and a full collection runs
+        every ten minutes."""
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        self._gc_packets = 0
+        self._gc_full_at = time.monotonic() + GC_FULL_EVERY
+
+    def _gc_tick(self, now: float) -> None:
+        if now >= self._gc_full_at:
+            self._gc_full_at = now + GC_FULL_EVERY
+            gc.collect()
+            self._gc_packets = 0
+        elif self._gc_packets >= GC_YOUNG_EVERY:
+            gc.collect(1)
+            self._gc_packets = 0
 
     def _restore(self) -> None:
         path = self.cfg.state_path(self.queue_num)
@@ -238,6 +265,7 @@ class Worker:
                     except BlockingIOError:
                         pass
             now = time.monotonic()
+            self._gc_tick(now)
             if now >= fw.tracker.table.soonest or now >= fw.tracker.expect.soonest:
                 fw.expire(now)
             if self.reload_wanted:
@@ -309,6 +337,7 @@ class Worker:
                 host.cur_dst = pkt.dst
                 host.cur_mark = qmark
                 host.cur_tos = pkt.tos
+                host.cur_res = None
                 try:
                     d = process(pkt, now, hook)
                 except Exception:
@@ -343,6 +372,7 @@ class Worker:
                 if trace is not None:
                     self._trace(p, d, None)
             verdicts.flush()
+            self._gc_packets += len(batch)
             c["packets"] += len(batch)
             c["accepted"] += accepted
             c["dropped"] += dropped
@@ -493,6 +523,8 @@ class Worker:
             return
         new.defrag = self.fw.defrag
         self.fw = new
+        gc.collect()
+        gc.freeze()                              # the new compiled rules
         self.counters["reloads"] += 1
         swlog.event(logging.INFO, "rules reloaded", entries=len(self.tracker.table))
         self._report("reload", ok=True)
@@ -557,6 +589,7 @@ class Worker:
         except OSError as e:
             self.log.error(f"could not save the state file: {e}")
             self._report("save_failed", error=str(e))
+        self._stats_line()                     # before the queue (and its counters) goes
         self.q.close()
         self.watcher.close()
         for s in self._inject.values():
@@ -564,7 +597,6 @@ class Worker:
                 s.close()
         if self.trace is not None and self.trace is not sys.stdout:
             self.trace.close()
-        self._stats_line()
 
     # -- counters -----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -593,9 +625,11 @@ class Worker:
 
 
 def run_worker(cfg: Config, queue: int, loader: Loader, builder: Builder,
-               report_fd: int | None) -> int:
+               report_fd: int | None, parent: int | None = None) -> int:
     """Entry point in a forked child: dies with its supervisor (PR_SET_PDEATHSIG)."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        return 1                                 # the supervisor died before prctl
     swlog.setup(f"q{queue}", cfg.log_level)
     report = os.fdopen(report_fd, "w", encoding="utf-8") if report_fd is not None else None
     try:

@@ -35,16 +35,47 @@ _VERDICTS: Final = (Verdict.DROP, Verdict.ACCEPT, Verdict.STOLEN, Verdict.QUEUE)
 class Engine:
     """A compiled rule set with its live counters and match state."""
 
-    __slots__ = ("ruleset", "family", "tables", "shared")
+    __slots__ = ("ruleset", "family", "tables", "shared", "_fixed")
 
     def __init__(self, ruleset: Ruleset) -> None:
         self.ruleset = ruleset
         self.family = ruleset.family
         self.shared: dict[str, Any] = {}
         self.tables: dict[str, CompiledTable] = compile_ruleset(ruleset, self.shared)
+        # results that never change, shared by every call (callers only read results):
+        # a table/hook without a chain, and an empty built-in chain's policy
+        self._fixed: dict[tuple[str, str], RunResult] = {}
+        for tname in ("raw", "mangle", "nat", "filter", "security"):
+            tab = self.tables.get(tname)
+            for hook in ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"):
+                cix = tab.entry.get(hook) if tab is not None else None
+                if tab is None or cix is None:
+                    r = RunResult()
+                    r.source = f"{tname}/{hook}: no such chain"
+                    self._fixed[(tname, hook)] = r
+                elif not tab.chains[cix]:
+                    r = RunResult()
+                    v = tab.policy[cix]
+                    assert v is not None
+                    r.verdict = _VERDICTS[v]
+                    r.source = tab.policy_sources[cix]
+                    self._fixed[(tname, hook)] = r
+
+    def has_chain(self, table: str, hook: str) -> bool:
+        """Is there a built-in chain for ``hook`` in ``table`` (a table the rule set loads)?"""
+        t = self.tables.get(table)
+        return t is not None and hook in t.entry
 
     def run(self, table: str, hook: str, pkt: Packet, ctx: Context,
             trace: bool = False) -> RunResult:
+        fixed = self._fixed.get((table, hook))
+        if fixed is not None and not ctx.nf_trace:
+            if fixed.source.endswith(" policy"):       # an empty chain: count the underflow
+                et = self.tables[table]
+                eci = et.entry[hook]
+                et.ppkts[eci] += 1
+                et.pbytes[eci] += len(pkt.buf)
+            return fixed
         res = RunResult()
         t = self.tables.get(table)
         ci = t.entry.get(hook) if t is not None else None

@@ -5,7 +5,8 @@ does (only a segment that starts right after a line end the helper saw, case-ins
 keyword at the segment start, the kernel's number parsers with their C integer widths,
 ``in6_pton`` for EPRT), the address check (``loose``), the expectation it registers, and the
 drops for partial or malformed commands. Must not know: NAT (``nf_nat_ftp`` rewrites the
-payload elsewhere), rules, output formats.
+payload elsewhere: a command of a NATed entry goes to ``nf_nat_ftp_hook``), rules, output
+formats.
 Follows net/netfilter/nf_conntrack_ftp.c of Linux 6.x (``help``, ``find_pattern``,
 ``try_number``, ``try_rfc959``, ``try_rfc1123``, ``try_eprt``, ``try_epsv_response``,
 ``get_port``, ``find_nl_seq``, ``update_nl_seq``), net/core/utils.c (``in6_pton``,
@@ -55,6 +56,13 @@ NF_CT_FTP_EPRT: Final = 2
 NF_CT_FTP_EPSV: Final = 3
 
 _DIGITS: Final = range(48, 58)
+IPS_NAT_MASK: Final = 0x30          # IPS_SRC_NAT | IPS_DST_NAT
+
+# ``nf_nat_ftp_hook``: set by statewall.nat.helpers when NAT is loaded (the kernel's RCU
+# hook pointer); called for a command of a NATed entry instead of registering the
+# expectation: (tracker, ct, pkt, dir, keyword, expectation, now) -> verdict
+NatFtpHook = Callable[["Tracker", "Conn", "Packet", int, str, Expectation, float], int]
+nf_nat_ftp_hook: NatFtpHook | None = None
 
 
 def _after(a: int, b: int) -> bool:
@@ -454,6 +462,10 @@ class Ftp:
             daddr = cmd
         exp = Expectation(ct, NF_CT_EXPECT_CLASS_DEFAULT, ct.l3num, peer[0], daddr,
                           IPPROTO_TCP, None, port)
+        # NAT may rewrite the command and register the (changed) expectation itself
+        nat = nf_nat_ftp_hook
+        if nat is not None and ct.status & IPS_NAT_MASK:
+            return nat(tracker, ct, pkt, dir, name, exp, now)
         if tracker.expect.related(exp, now) != 0:
             pkt.reason = "nf_ct_ftp: dropping packet: cannot add expectation"
             return NF_DROP

@@ -1,0 +1,50 @@
+"""Passive FTP through NAT with a real client and server: the client (198.51.100.2) is
+masqueraded behind 203.0.113.1 (MASQUERADE on s0, raw ``CT --helper ftp``).  vsftpd serves
+203.0.113.2; curl fetches a file with PASV.  The server's ``227`` reply passes the helper of
+a NATed entry, which rewrites it (to the same text: the server's address is not translated)
+and expects the client's data connection; that connection is masqueraded like its master
+from its first packet (``follow_master``).  The transfer works."""
+
+from statewall.lab.scenario import Run, Scenario
+
+RULES = """*raw
+-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o s0 -j MASQUERADE
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i c0 -p tcp -m tcp --dport 21 -m conntrack --ctstate NEW -j ACCEPT
+COMMIT"""
+
+D = "/tmp/statewall-lab-natftp3"
+SERVER = ["sh", "-c", f"""set -e
+mkdir -p {D}/root {D}/empty; chmod 755 {D} {D}/root {D}/empty
+echo 'hello through NAT' > {D}/root/hello.txt; chmod 644 {D}/root/hello.txt
+printf '%s\\n' listen=YES listen_ipv6=NO listen_address=203.0.113.2 background=NO \
+  anonymous_enable=YES no_anon_password=YES anon_root={D}/root local_enable=NO \
+  write_enable=NO connect_from_port_20=YES pasv_min_port=30000 pasv_max_port=30009 \
+  secure_chroot_dir={D}/empty seccomp_sandbox=NO dirmessage_enable=NO xferlog_enable=NO \
+  > {D}/vsftpd.conf
+exec vsftpd {D}/vsftpd.conf"""]
+
+URL = "ftp://203.0.113.2/hello.txt"
+CLIENTS = [
+    ["curl", "-sS", "-m", "10", "--disable-epsv", URL],                  # PASV / 227
+]
+
+SCENARIO = Scenario(
+    name="nat_ftp_passive_programs",
+    description=__doc__,
+    rules_v4=RULES,
+    requires=("rules",),
+    snapshots=8,                  # keeps kernel.json small enough to commit
+    steps=[Run(client=c, server=SERVER, server_ready=0.5, timeout=20, quiet=0.5)
+           for c in CLIENTS],
+)
