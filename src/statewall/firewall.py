@@ -48,6 +48,7 @@ DROP: Final = "DROP"
 HOLD: Final = "HOLD"
 
 HOOK_NAMES: Final = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+_HOOK_NUM: Final = {name: i for i, name in enumerate(HOOK_NAMES)}
 
 # per hook: the tables consulted after conntrack, in priority order ("nat" only for an
 # entry's first packet); raw runs before conntrack and is handled separately
@@ -142,7 +143,7 @@ class Firewall:
     """A host with conntrack and, optionally, iptables/ip6tables rule sets."""
 
     __slots__ = ("settings", "tracker", "defrag", "host", "engine4", "engine6", "trace",
-                 "_ctx_type", "nat", "want_output")
+                 "_ctx_type", "nat", "want_output", "_plans")
 
     def __init__(self, settings: Settings | None = None, tracker: Tracker | None = None,
                  rules4: Any = None, rules6: Any = None, host: HostModel | None = None,
@@ -153,6 +154,7 @@ class Firewall:
         self.host = host if host is not None else HostModel()
         self.trace = trace
         self.want_output = want_output      # fill Decision.out (replay --write)
+        self._plans: dict[int, dict[int, tuple[str, ...]]] = {}
         self.nat: Any = None                # statewall.nat.Nat when a nat table is loaded
         self.engine4: Any = None
         self.engine6: Any = None
@@ -310,11 +312,15 @@ class Firewall:
                              local_addrs=host.local, tracker=tracker, pkttype=None)
         nat = self.nat if "nat" in engine.tables else None
         first = HOOK_NAMES[hook]
-        # raw, before conntrack
-        res = engine.run("raw", first, pkt, ctx, trace=self.trace)
-        if not self._absorb(d, res, "raw", first):
-            return d
-        template = getattr(res, "ct_template", None)
+        plan = self._plan(engine)
+        # raw, before conntrack (only when the rule set loads a raw table: the kernel
+        # registers a table's hooks only then)
+        template = None
+        if engine.has_chain("raw", first):
+            res = engine.run("raw", first, pkt, ctx, trace=self.trace)
+            if not self._absorb(d, res, "raw", first):
+                return d
+            template = res.ct_template
         if nat is not None:
             nat.prime(tracker, pkt, 0 if template is None else template.zone)
         if template is not None:
@@ -335,11 +341,11 @@ class Firewall:
         i = 0
         while i < len(d.path):
             hname = d.path[i]
-            h = HOOK_NAMES.index(hname)
+            h = _HOOK_NUM[hname]
             if hname in ("FORWARD", "POSTROUTING", "OUTPUT"):
                 ctx.out_iface = out_iface if hname != "OUTPUT" or out_iface else None
             dst = pkt.dst
-            for table in _AFTER_CT[h]:
+            for table in plan[h]:
                 if table == "nat":
                     if nat is None:
                         continue
@@ -392,6 +398,17 @@ class Firewall:
         if self.want_output:
             self._output(d, pkt, hook)
         return d
+
+    def _plan(self, engine: Any) -> dict[int, tuple[str, ...]]:
+        """Per hook, the tables after conntrack that the rule set loads (nat always kept:
+        ``_nat_hook`` decides), computed once per engine."""
+        plan = self._plans.get(id(engine))
+        if plan is None:
+            plan = {h: tuple(t for t in tables if t == "nat"
+                             or engine.has_chain(t, HOOK_NAMES[h]))
+                    for h, tables in _AFTER_CT.items()}
+            self._plans[id(engine)] = plan
+        return plan
 
     def _nat_hook(self, engine: Any, d: Decision, nat: Any, pkt: Packet, ctx: Any, h: int,
                   hname: str, out_iface: str | None, now: float) -> bool:
