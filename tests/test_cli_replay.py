@@ -185,3 +185,7 @@ def test_expectations_listing(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert out.startswith("299 l3proto = 2 proto=6 src=203.0.113.2 dst=198.51.100.2 ")
     rc, out, _ = run(capsys, "replay", cap, "--rules", str(rules), "--expect", "--now", "1.1")
     assert out == ""
+    rc, out, _ = run(capsys, "replay", cap, "--rules", str(rules), "--expect-events", "-",
+                     "--now", "1.1")
+    kinds = [line.split("\t")[1].split()[0] for line in out.splitlines()]
+    assert kinds == ["[NEW]", "[DESTROY]"] and " 300 proto=6 " in out.splitlines()[0]

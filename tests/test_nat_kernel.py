@@ -212,8 +212,10 @@ def test_statewall_run_is_the_nat_firewall(tmp_path: Path) -> None:
     with Topology(f"sw-{os.getpid()}-natrun") as t:
         t.up(live_peers=True)
         # a rewritten source that is fw's own address is a "martian" to the kernel's input
-        # routing after the queue verdict unless accept_local is on (docs/nat.md)
-        t.sysctl("fw", {f"net.ipv4.conf.{i}.accept_local": 1 for i in ("all", "c0", "s0")})
+        # routing after the queue verdict unless accept_local is on: statewall run sets
+        # net.ipv4.conf.all.accept_local itself when the rules load a nat table
+        assert t.run("fw", ["cat", "/proc/sys/net/ipv4/conf/all/accept_local"]).stdout \
+            .strip() == "0"
         log = open(tmp_path / "sw.log", "wb")
         sw = t.popen("fw", [sys.executable, "-m", "statewall", "run", "--rules", str(rules),
                             "--state-file", str(tmp_path / "state"),
@@ -245,6 +247,8 @@ def test_statewall_run_is_the_nat_firewall(tmp_path: Path) -> None:
             assert cl.recv(16) == b"hello"
             cl.close()
             assert seen and seen[0][0] == "203.0.113.1"
+            assert t.run("fw", ["cat", "/proc/sys/net/ipv4/conf/all/accept_local"]).stdout \
+                .strip() == "1"
             # the port forward: the outside reaches 198.51.100.2:8000 via 203.0.113.1:8080
             inside = t.socket("client", socket.AF_INET, socket.SOCK_STREAM)
             inside.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -75,6 +75,9 @@ def add_parser(sub: Any) -> None:
     add_common_options(p)
     p.add_argument("--trace", metavar="FILE|-", help="write one JSON object per packet")
     p.add_argument("--events", metavar="FILE|-", help="write conntrack -E style event lines")
+    p.add_argument("--expect-events", metavar="FILE|-",
+                   help="write conntrack -E expect style lines (expectations created and "
+                        "destroyed)")
     p.add_argument("--table", nargs="?", const="-", metavar="FILE",
                    help="print the state table at the end (or at --now)")
     p.add_argument("--expect", nargs="?", const="-", metavar="FILE",
@@ -228,8 +231,8 @@ def run(args: argparse.Namespace) -> int:
     wfile: IO[bytes] | None = None
     try:
         outs = {k: _open_out(getattr(args, k), opened)
-                for k in ("trace", "events", "table", "expect", "stats", "list_rules",
-                          "save_counters", "log")}
+                for k in ("trace", "events", "expect_events", "table", "expect", "stats",
+                          "list_rules", "save_counters", "log")}
         writer: EmitWriter | None = None
         if getattr(args, "write", None):
             wfile = open(args.write, "wb")
@@ -313,6 +316,14 @@ def _replay(args: argparse.Namespace, fw: Firewall, other: Firewall | None, fmt:
             ev_out.write(f"[{sec}.{usec:06d}]\t"
                          f"{event_line(bits, ct, now, tracker.l4[ct.proto], acct)}\n")
         tracker.sink = sink
+
+    if outs["expect_events"] is not None:
+        xout = outs["expect_events"]
+        from ..conntrack.format import expect_event_line
+
+        def xsink(now: float, bits: int, exp: Any) -> None:
+            xout.write(f"[{now:.6f}]\t{expect_event_line(bits, exp, now)}\n")
+        tracker.expect_sink = xsink
 
     now_arg: float | None = None
     if args.now is not None:

@@ -48,6 +48,10 @@ class KernelSetup:
     ipv6: bool = True
     backend: str = "iptables"        # or "nft" (needs the kernel's nft_queue)
     inject_gid: int = INJECT_GID
+    # the rule set has a nat table: statewall's SNAT/MASQUERADE hands the kernel packets
+    # whose source is one of the host's own addresses, which ip_route_input refuses as
+    # martians unless net.ipv4.conf.all.accept_local is 1 (set while running, restored)
+    nat: bool = False
 
     def _queue_target(self) -> str:
         if self.first_queue == self.last_queue:
@@ -127,6 +131,8 @@ class KernelSetup:
 
     def apply(self) -> None:
         """Install (replacing any leftover copy in the same transaction)."""
+        if self.nat:
+            _accept_local(True)
         if self.backend == "nft":
             _run(["nft", "-f", "-"], self.nft())
             return
@@ -136,6 +142,8 @@ class KernelSetup:
     def remove(self) -> list[str]:
         """Uninstall; returns the problems met (never raises: runs on the way out)."""
         problems: list[str] = []
+        if self.nat:
+            _accept_local(False)
         if self.backend == "nft":
             try:
                 _run(["nft", "delete", "table", "inet", NFT_TABLE], None)
@@ -158,6 +166,25 @@ class KernelSetup:
                                capture_output=True, text=True)
             return r.returncode == 0
         return any(_removal(save) for save, _ in self._tools())
+
+
+_ACCEPT_LOCAL: Final = "/proc/sys/net/ipv4/conf/all/accept_local"
+_saved_accept_local: list[str] = []
+
+
+def _accept_local(on: bool) -> None:
+    """Set (remembering the old value) or restore net.ipv4.conf.all.accept_local."""
+    try:
+        if on:
+            with open(_ACCEPT_LOCAL) as f:
+                _saved_accept_local[:] = [f.read().strip()]
+            with open(_ACCEPT_LOCAL, "w") as f:
+                f.write("1\n")
+        elif _saved_accept_local:
+            with open(_ACCEPT_LOCAL, "w") as f:
+                f.write(_saved_accept_local.pop() + "\n")
+    except OSError as e:
+        raise KernelSetupError(f"{_ACCEPT_LOCAL}: {e.strerror}") from None
 
 
 def _removal(save: str) -> list[str]:

@@ -55,7 +55,7 @@ class Supervisor:
         self.stopping = False
         self.reload_wanted = False
         self.kernel = KernelSetup(cfg.first_queue, cfg.last_queue, cfg.fail_open,
-                                  ipv6=cfg.ipv6, backend=cfg.backend)
+                                  ipv6=cfg.ipv6, backend=cfg.backend, nat=_has_nat(cfg))
         self.kernel_installed = False
         self.ctl: socket.socket | None = None
         self.restart_at: dict[int, float] = {}
@@ -426,3 +426,17 @@ def control_request(path: str, command: str, timeout: float = 60.0) -> dict[str,
     if not isinstance(reply, dict):
         raise ValueError("bad reply")
     return reply
+
+
+def _has_nat(cfg: Config) -> bool:
+    """Does a rule file of ``cfg`` load a nat table? (a ``*nat`` line, as iptables-restore)"""
+    for path in (cfg.rules4, cfg.rules6):
+        if not path:
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                if any(line.strip() == "*nat" for line in f):
+                    return True
+        except OSError:
+            continue
+    return False

@@ -35,10 +35,10 @@ from array import array
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final
 
+from ...packet import decode
 from ...packet.checksum import l4_checksum_ok
 from ...packet.packet import IPPROTO_TCP
 from ...packet.tcpopt import TCP_MAX_WSCALE, highest_sack, wscale_sackperm
-from ...packet import decode
 from ..conn import (
     IPCT_ASSURED,
     IPCT_PROTOINFO,
