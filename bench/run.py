@@ -162,11 +162,22 @@ def main() -> int:
                 print(f"  same replay in pure Python:       {pure[1]:12,.0f} packets/s  "
                       f"ratio {pure[1] / pure[0]:.3f} (bare loop {pure[0]:,.0f} packets/s "
                       f"in that run); accelerator speedup x{sw_pps / pure[1]:.2f}")
+        # issue 3: the same replay through a stateful rule set of 12 rules (target: >= 1/4
+        # of the bare loop), the bare loop measured again right before it
+        from rules import RULES, replay_with_rules
+        bare2 = max(n0 / t0 for n0, t0 in (bare_loop(path) for _ in range(2)))
+        n, dt = replay_with_rules(path)
+        print(f"statewall replay, {RULES.count('-A ')} stateful rules: {n / dt:12,.0f} packets/s  "
+              f"ratio {n / dt / bare2:.3f} (target >= 0.25; bare loop {bare2:,.0f} packets/s)")
     per, base = memory_per_conn(CONNS)
     ratio = f"ratio {per / base:.2f}" if base > 0 else "ratio n/a (too few entries to measure)"
     print(f"memory: {per:,.0f} bytes per tracked TCP connection with {CONNS:,} entries "
           f"(target < 1024); a bare dict of one 6-tuple key per entry costs {base:,.0f} "
           f"bytes, {ratio}")
+    # issue 6: live NFQUEUE benchmark in namespaces (root only; prints a skip line otherwise)
+    if os.environ.get("BENCH_LIVE", "1") != "0":
+        from live import main as live_main
+        live_main()
     return 0
 
 

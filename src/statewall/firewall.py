@@ -30,7 +30,7 @@ IPv6 packets without ``rules6`` likewise.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Sequence
 
 from .conntrack.conn import (IP_CT_ESTABLISHED_REPLY, IP_CT_RELATED, IP_CT_RELATED_REPLY,
                              Conn)
@@ -90,13 +90,15 @@ class Decision:
         self.fragments = 0        # fragments merged into pkt (0: not reassembled)
         self.discarded = 0        # earlier held fragments thrown away by this packet
         self.source: str | None = None
-        self.path: list[str] = []
-        self.matched: list[tuple[str, str, int, str]] = []
-        self.emitted: list[Any] = []
-        self.nat: list[Any] = []
+        # sequences start as the shared empty tuple (no allocation on the fast path) and
+        # are replaced, never mutated in place
+        self.path: Sequence[str] = ()
+        self.matched: Sequence[tuple[str, str, int, str]] = ()
+        self.emitted: Sequence[Any] = ()
+        self.nat: Sequence[Any] = ()
         self.out_iface: str | None = None
         self.route_drop: str | None = None
-        self.out: list[tuple[str | None, bytes]] = []
+        self.out: Sequence[tuple[str | None, bytes]] = ()
         self.seen: bytes | None = None
 
 
@@ -175,38 +177,42 @@ class Firewall:
         NF_INET_PRE_ROUTING (arrived on ``pkt.iface``) or NF_INET_LOCAL_OUT (sent by the
         firewall host itself)."""
         tracker = self.tracker
-        if now >= tracker.soonest:
+        if now >= tracker.table.soonest or now >= tracker.expect.soonest:
             tracker.expire(now)
         defrag = self.defrag
         if defrag.v4.queues or defrag.v6.queues:
             defrag.expire(now)                  # reassembly timers (ipfrag_time)
+        if not (pkt.mf or pkt.fragoff or pkt.frag_hdr_off >= 0 or pkt.proto == 44):
+            # not a fragment: the common case
+            engine = self.engine6 if pkt.l3num == AF_INET6 else self.engine4
+            if engine is None:
+                return self._conntrack_only(pkt, now, hook)
+            return self._with_rules(engine, pkt, now, hook)
         merged = 0
-        discarded = 0
-        if pkt.mf or pkt.fragoff or pkt.frag_hdr_off >= 0 or pkt.proto == 44:
-            res = self.defrag.feed(pkt, now, 1 if hook == NF_INET_LOCAL_OUT else 0)
-            kind = res.kind
-            discarded = len(res.discarded)
-            if kind == "hold":
-                d = Decision(HOLD, None, res.reason or "fragment queued for reassembly")
-                d.discarded = discarded
-                return d
-            if kind == "dropped":
-                d = Decision(DROP, None, f"defragmentation: {res.reason}")
-                d.discarded = discarded
-                return d
-            if kind == "complete":
-                assert res.data is not None
-                try:
-                    whole = decode_ip(res.data)
-                except ParseError as e:
-                    return Decision(DROP, None, f"reassembled datagram: {e.reason}")
-                head = res.fragments[0]
-                whole.iface = pkt.iface
-                whole.ts = pkt.ts
-                whole.mark = head.mark
-                merged = res.count
-                pkt = whole
-            # "pass": not reassembled (IPv6 cases the kernel lets through); tracked as is
+        res = self.defrag.feed(pkt, now, 1 if hook == NF_INET_LOCAL_OUT else 0)
+        kind = res.kind
+        discarded = len(res.discarded)
+        if kind == "hold":
+            d = Decision(HOLD, None, res.reason or "fragment queued for reassembly")
+            d.discarded = discarded
+            return d
+        if kind == "dropped":
+            d = Decision(DROP, None, f"defragmentation: {res.reason}")
+            d.discarded = discarded
+            return d
+        if kind == "complete":
+            assert res.data is not None
+            try:
+                whole = decode_ip(res.data)
+            except ParseError as e:
+                return Decision(DROP, None, f"reassembled datagram: {e.reason}")
+            head = res.fragments[0]
+            whole.iface = pkt.iface
+            whole.ts = pkt.ts
+            whole.mark = head.mark
+            merged = res.count
+            pkt = whole
+        # "pass": not reassembled (IPv6 cases the kernel lets through); tracked as is
         engine = self.engine6 if pkt.l3num == AF_INET6 else self.engine4
         if engine is None:
             d = self._conntrack_only(pkt, now, hook)
@@ -432,12 +438,12 @@ class Firewall:
     def _absorb(self, d: Decision, res: Any, table: str, hook: str) -> bool:
         """Take one table's result into the decision; False when the packet is dropped."""
         if self.trace and res.matched:
-            d.matched.extend(res.matched)
+            d.matched = [*d.matched, *res.matched]
         if res.emitted:
-            d.emitted.extend(res.emitted)
+            d.emitted = [*d.emitted, *res.emitted]
         nat = getattr(res, "nat", None)
         if nat:
-            d.nat.append(nat)
+            d.nat = [*d.nat, nat]
         if res.verdict != 1:
             d.verdict = DROP
             d.source = res.source
@@ -464,12 +470,13 @@ class Firewall:
             try:
                 built = reject(seen, item.with_, where, src_addr=self._icmp_source(pkt, where))
             except (ValueError, NotImplementedError) as e:
-                d.emitted.append(Emitted("REJECT-none", b"", Decision(DROP, None, str(e)),
-                                         item.with_))
+                d.emitted = [*d.emitted, Emitted("REJECT-none", b"",
+                                                 Decision(DROP, None, str(e)), item.with_)]
                 continue
             if built.data is None:
-                d.emitted.append(Emitted("REJECT-none", b"",
-                                         Decision(DROP, None, built.reason), item.with_))
+                d.emitted = [*d.emitted, Emitted("REJECT-none", b"",
+                                                 Decision(DROP, None, built.reason),
+                                                 item.with_)]
                 continue
             try:
                 out = decode_ip(built.data)
@@ -487,7 +494,7 @@ class Firewall:
                     ext(pkt.ct).partial = out
             sub = self._with_rules(engine, out, now, NF_INET_LOCAL_OUT, generated=True)
             # the bytes as they leave: after NAT on OUTPUT/POSTROUTING
-            d.emitted.append(Emitted("REJECT", out.buf, sub, item.with_))
+            d.emitted = [*d.emitted, Emitted("REJECT", out.buf, sub, item.with_)]
 
     def _icmp_source(self, pkt: Packet, hook: int) -> bytes | None:
         """The address an ICMP error leaves from: the original destination when it is

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import explain, kerneldiff, replay, rules, run
+from . import conntrack, explain, kerneldiff, replay, rules, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "through them").set_defaults(func=lambda args: _demo())
     kerneldiff.add_parser(sub)
     run.add_parser(sub)
+    conntrack.add_parser(sub)
     return p
 
 

@@ -22,6 +22,7 @@ import socket
 import time
 from typing import Any, Final
 
+from ..ctl import server as ctl_server
 from . import log as swlog
 from .config import Builder, Config, Loader, RulesError, build_firewall, load_rules
 from .kernel import KernelSetup, KernelSetupError
@@ -253,7 +254,7 @@ class Supervisor:
             conn.settimeout(5.0)
             try:
                 data = b""
-                while b"\n" not in data and len(data) < 4096:
+                while b"\n" not in data and len(data) < ctl_server.MAX_REQUEST:
                     chunk = conn.recv(4096)
                     if not chunk:
                         break
@@ -263,6 +264,10 @@ class Supervisor:
                     reply = self.reload()
                 elif cmd == "status":
                     reply = self.status()
+                elif cmd.startswith(ctl_server.PREFIX):     # statewall conntrack (issue 8)
+                    reply = ctl_server.forward(cmd, [
+                        ctl_server.worker_path(self.cfg.control or "", q)
+                        for q, ch in sorted(self.children.items()) if ch.pid and ch.ready])
                 else:
                     reply = {"ok": False, "error": f"unknown command {cmd!r} (reload, status)"}
                 conn.sendall(json.dumps(reply).encode() + b"\n")

@@ -30,6 +30,7 @@ from typing import IO, Any, Final
 
 from ..conntrack.conn import ctinfo_state
 from ..conntrack.core import Tracker
+from ..ctl.server import CtlServer, worker_path
 from ..conntrack.proto.base import NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
 from ..firewall import ACCEPT, HOLD, Emitted, Firewall
 from ..io import nfqueue, statefile
@@ -168,6 +169,14 @@ class Worker:
         elif tpath:
             self.trace = open(tpath, "a", encoding="utf-8", buffering=1 << 16)
         self._gc_setup()
+        # statewall conntrack (issue 8): this worker's table answers on <control>.q<N>
+        self.ctl: CtlServer | None = None
+        if cfg.control:
+            try:
+                self.ctl = CtlServer(worker_path(cfg.control, self.queue_num),
+                                     lambda: self.tracker, time.monotonic)
+            except OSError as e:
+                self.log.error(f"conntrack control socket: {e}")
         swlog.event(logging.INFO, "worker ready", queue=self.queue_num,
                     entries=len(self.tracker.table), fail_open=cfg.fail_open)
         self._report("ready")
@@ -235,6 +244,9 @@ class Worker:
         poll.register(qfd, select.POLLIN)
         poll.register(wfd, select.POLLIN)
         poll.register(wake, select.POLLIN)
+        cfd = self.ctl.fileno() if self.ctl is not None else -1   # statewall conntrack
+        if cfd >= 0:
+            poll.register(cfd, select.POLLIN)
         now = time.monotonic()
         next_ckpt = now + cfg.checkpoint if cfg.checkpoint > 0 and cfg.state_file else None
         next_stats = now + cfg.stats_interval if cfg.stats_interval > 0 else None
@@ -248,6 +260,8 @@ class Worker:
                 timeout = 1000
             else:
                 timeout = max(0, min(1000, int((deadline - time.monotonic()) * 1000) + 1))
+            if self.ctl is not None and self.ctl.pending:
+                timeout = min(timeout, 10)     # a conntrack client still sending its line
             try:
                 events = poll.poll(timeout)
             except InterruptedError:
@@ -264,6 +278,8 @@ class Worker:
                             pass
                     except BlockingIOError:
                         pass
+            if self.ctl is not None and (self.ctl.pending or any(fd == cfd for fd, _ in events)):
+                self.ctl.poll()                # statewall conntrack requests
             now = time.monotonic()
             self._gc_tick(now)
             if now >= fw.tracker.table.soonest or now >= fw.tracker.expect.soonest:
@@ -590,6 +606,8 @@ class Worker:
             self.log.error(f"could not save the state file: {e}")
             self._report("save_failed", error=str(e))
         self._stats_line()                     # before the queue (and its counters) goes
+        if self.ctl is not None:               # statewall conntrack
+            self.ctl.close()
         self.q.close()
         self.watcher.close()
         for s in self._inject.values():

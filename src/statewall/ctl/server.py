@@ -1,0 +1,189 @@
+"""The conntrack request on the control socket, and a small non-blocking server for it.
+
+Owns: the wire format (one line ``conntrack <json>``, json = {"argv": [...], "batch": bool};
+one JSON line back: {"ok": true, "rc": int, "out": str, "err": str}), and ``CtlServer``: a
+listening unix socket whose ``poll()`` accepts and answers whatever is waiting without
+blocking (a client that sends a partial line is served on a later poll). Each request runs
+against the owner's ``Tracker`` in the owner's thread, so the table needs no lock.
+Must not know: processes, packets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any, Callable, Final
+
+from ..conntrack.core import Tracker
+from . import ops
+
+PREFIX: Final = "conntrack "
+MAX_REQUEST: Final = 1 << 16
+
+
+def encode(argv: list[str], batch: bool = False) -> bytes:
+    return (PREFIX + json.dumps({"argv": argv, "batch": batch})).encode() + b"\n"
+
+
+def handle(tr: Tracker, line: str, now: float) -> dict[str, Any]:
+    """One request line (with the ``conntrack `` prefix) -> the reply object."""
+    try:
+        req = json.loads(line[len(PREFIX):])
+        argv = req["argv"]
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise ValueError("argv must be a list of strings")
+        batch = bool(req.get("batch", False))
+    except (ValueError, KeyError, TypeError) as e:
+        return {"ok": False, "error": f"bad conntrack request: {e}"}
+    r = ops.run(tr, argv, now, batch)
+    return {"ok": True, "rc": r.rc, "out": r.out, "err": r.err}
+
+
+class CtlServer:
+    """Answer conntrack requests on a unix socket; call ``poll()`` when it is readable."""
+
+    def __init__(self, path: str, tracker: Callable[[], Tracker],
+                 clock: Callable[[], float]) -> None:
+        self.path = path
+        self.tracker = tracker
+        self.clock = clock
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        os.chmod(path, 0o600)
+        s.listen(64)
+        s.setblocking(False)
+        self.sock = s
+        self.pending: dict[socket.socket, bytes] = {}
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def fds(self) -> list[socket.socket]:
+        return [self.sock, *self.pending]
+
+    def poll(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            conn.setblocking(False)
+            self.pending[conn] = b""
+        for conn in list(self.pending):
+            self._serve(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = self.pending[conn]
+        try:
+            while b"\n" not in buf and len(buf) < MAX_REQUEST:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except BlockingIOError:
+            self.pending[conn] = buf
+            return
+        except OSError:
+            buf = b""
+        del self.pending[conn]
+        line = buf.split(b"\n", 1)[0].decode(errors="replace")
+        try:
+            if line.startswith(PREFIX):
+                reply = handle(self.tracker(), line, self.clock())
+            else:
+                reply = {"ok": False, "error": "unknown command"}
+            conn.setblocking(True)
+            conn.settimeout(5.0)
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        for c in self.pending:
+            c.close()
+        self.pending.clear()
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def request(path: str, argv: list[str], batch: bool = False,
+            timeout: float = 30.0) -> dict[str, Any]:
+    """Client side: send one conntrack request, return the decoded reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(encode(argv, batch))
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply = json.loads(data)
+    if not isinstance(reply, dict):
+        raise ValueError("bad reply")
+    return reply
+
+
+# -- the daemon side: one socket per worker, the supervisor fans requests out ---------------
+def worker_path(control: str, queue: int) -> str:
+    """Where the worker of ``queue`` answers conntrack requests (next to the control
+    socket)."""
+    return f"{control}.q{queue}"
+
+
+# commands whose effect lives in one table: the first worker owns new entries
+_FIRST_ONLY: Final = frozenset({"create", "add"})
+
+
+def forward(line: str, paths: list[str], timeout: float = 10.0) -> dict[str, Any]:
+    """Supervisor: send a ``conntrack`` request line to the workers' sockets and merge.
+
+    create/add go to the first worker; everything else goes to every worker: the output is
+    concatenated, -C counts are summed, -S lines numbered cpu=0.. by worker, and the exit
+    status is 0 when any worker succeeded (a delete/update found something somewhere)."""
+    from .args import ParamError, parse
+    try:
+        req = json.loads(line[len(PREFIX):])
+        argv = [str(a) for a in req["argv"]]
+        batch = bool(req.get("batch", False))
+        cmd = parse(argv).cmd
+    except ParamError:
+        cmd = ""                              # let a worker word the error
+    except (ValueError, KeyError, TypeError) as e:
+        return {"ok": False, "error": f"bad conntrack request: {e}"}
+    if not paths:
+        return {"ok": False, "error": "no worker is running"}
+    targets = paths[:1] if cmd in _FIRST_ONLY or not cmd else paths
+    replies = []
+    for p in targets:
+        try:
+            replies.append(request(p, argv, batch, timeout))
+        except (OSError, ValueError) as e:
+            replies.append({"ok": False, "error": f"worker {p}: {e}"})
+    good = [r for r in replies if r.get("ok")]
+    if not good:
+        return replies[0]
+    if len(good) == 1:
+        return good[0]
+    rcs = [int(r.get("rc", 1)) for r in good]
+    rc = 0 if 0 in rcs else max(rcs)
+    if cmd == "count":
+        out = f"{sum(int(str(r.get('out', '0')).strip() or 0) for r in good)}\n"
+    elif cmd == "stats":
+        out = "".join(str(r.get("out", "")).replace("cpu=0 ", f"cpu={i} ", 1)
+                      for i, r in enumerate(good))
+    else:
+        out = "".join(str(r.get("out", "")) for r in good)
+    err = next((str(r.get("err", "")) for r in good if int(r.get("rc", 1)) == rc), "")
+    return {"ok": True, "rc": rc, "out": out, "err": err}
