@@ -190,13 +190,13 @@ def test_ops_roundtrip() -> None:
     assert ops.run(tr, argv, 100.0).rc == 1
     r = ops.run(tr, ["-L", "-o", "save"], 100.0)
     assert r.out == ("-A -w 3 -t 50 -u SEEN_REPLY -s 1.1.1.1 -d 2.2.2.2 -r 2.2.2.2 "
-                     "-q 1.1.1.1 -p 6 --sport 10 --dport 20 --reply-port-src 20 "
-                     "--reply-port-dst 10 --state LISTEN -m 7\n")
+                     "-q 1.1.1.1 -p tcp --sport 10 --dport 20 --reply-port-src 20 "
+                     "--reply-port-dst 10 --state SYN_SENT2 -m 7\n")
     assert ops.run(tr, ["-C"], 100.0).out == "1\n"
     assert ops.run(tr, ["-U", "-m", "7"], 100.0).rc == 1          # nothing changes
     assert ops.run(tr, ["-U", "-m", "8"], 100.0).rc == 0
     r = ops.run(tr, ["-L"], 101.0)
-    assert "tcp      6 49 LISTEN src=1.1.1.1 dst=2.2.2.2 sport=10 dport=20" in r.out
+    assert "tcp      6 49 SYN_SENT2 src=1.1.1.1 dst=2.2.2.2 sport=10 dport=20" in r.out
     assert ops.run(tr, ["-D", "-m", "8"], 101.0).rc == 0
     assert ops.run(tr, ["-D"], 101.0).rc == 1
     assert ops.run(tr, ["-S"], 101.0).out.startswith("cpu=0")

@@ -210,3 +210,30 @@ def test_ftp_helper_entry_and_expectation_survive(tmp_path: Path) -> None:
     r = other.send(tcp(S4, C4, 20, 40000, "S", seq=1), 0.5)
     assert r.state == "RELATED", r
     assert r.ct.master is e.master
+
+
+def test_nat_extension_round_trip_and_damage(tmp_path: Path) -> None:
+    """MASQUERADE's interface and the FTP sequence adjustment survive a restart (without
+    them an FTP control connection under NAT breaks after it); a bad one rejects the file."""
+    from statewall.nat.core import ext
+    fw = busy()
+    t = fw.fw.tracker
+    ct = next(c for c in t.table.entries() if c.proto == 6 and c.state == 3)
+    e = ext(ct)
+    e.masq_iface = "eth1"
+    e.seqadj = [[1000, 0, 5], [0, 0, 0]]
+    path = str(tmp_path / "state")
+    statefile.save(path, t, fw.now, 1_000_000.0, {})
+    other = FW()
+    statefile.load(path, other.fw.tracker, 50.0, 1_000_000.0)
+    got = next(c for c in other.fw.tracker.table.entries() if c.orig == ct.orig)
+    assert got.nat is not None and got.nat.masq_iface == "eth1"
+    assert got.nat.seqadj == [[1000, 0, 5], [0, 0, 0]]
+    plain = next(c for c in other.fw.tracker.table.entries() if c.proto == 17)
+    assert plain.nat is None
+    e.seqadj = [[1000, 0, 5]]                       # one direction missing: damaged
+    statefile.save(path, t, fw.now, 1_000_000.0, {})
+    third = FW()
+    with pytest.raises(StateFileError, match="sequence adjustment"):
+        statefile.load(path, third.fw.tracker, 50.0, 1_000_000.0)
+    assert len(third.fw.tracker.table) == 0

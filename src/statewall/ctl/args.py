@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..conntrack.conn import IPS
+from ..conntrack.proto.registry import PROTO_NAMES
 
 
 class ParamError(Exception):
@@ -78,6 +79,7 @@ STATUS_NAMES: Final[dict[str, int]] = {
     "SEQ_ADJUST": int(IPS.SEQ_ADJUST), "DYING": int(IPS.DYING), "OFFLOAD": int(IPS.OFFLOAD),
     "HW_OFFLOAD": int(IPS.HW_OFFLOAD), "TEMPLATE": int(IPS.TEMPLATE),
 }
+_PROTO_BY_NAME: Final = {v: k for k, v in PROTO_NAMES.items()}
 PORT_PROTOS: Final = frozenset({6, 17, 33, 132, 136})
 ICMP_PROTOS: Final = frozenset({1, 58})
 OUTPUTS: Final = frozenset({"extended", "xml", "timestamp", "id", "ktimestamp", "labels",
@@ -164,6 +166,9 @@ def parse_proto(text: str) -> int:
         if v > 255:
             raise ParamError(f"`{text}' unsupported protocol")
         return v
+    known = _PROTO_BY_NAME.get(text)
+    if known is not None:
+        return known
     try:
         return socket.getprotobyname(text)
     except OSError:

@@ -21,14 +21,13 @@ from ..conntrack.conn import (IPS_ASSURED, IPS_CONFIRMED, IPS_DST_NAT, IPS_SEEN_
 from ..conntrack.core import Tracker
 from ..conntrack.format import addr, as_json, conntrack_line, expect_line, proto_name
 from ..conntrack.proto import tcp as _tcp
-from .args import ICMP_PROTOS, PORT_PROTOS, STATUS_NAMES, TCP_STATES, Addr, Command, Nat, \
+from .args import ICMP_PROTOS, PORT_PROTOS, STATUS_NAMES, Addr, Command, Nat, \
     ParamError, parse
 
 VERSION: Final = "conntrack v1.4.7 (conntrack-tools) (statewall)"
 # -u bits a user may set and that -o save prints
 _USER_STATUS: Final = (("EXPECTED", 1), ("SEEN_REPLY", 2), ("ASSURED", 4),
                        ("FIXED_TIMEOUT", 1 << 10))
-_STATE_BY_NUM: Final = {v: k for k, v in TCP_STATES.items() if k != "SYN_SENT2"}
 
 
 @dataclass
@@ -119,10 +118,10 @@ def save_line(ct: Conn, now: float, verb: str) -> str:
         parts += ["--orig-zone", str(o[5]), "--reply-zone", str(r[5])]
     parts += ["-t", str(max(0, int(ct.timeout - now)))]
     names = [n for n, bit in _USER_STATUS if ct.status & bit]
-    if names:
-        parts += ["-u", ",".join(names)]
+    parts += ["-u", ",".join(names) or "UNSET"]
     parts += ["-s", addr(o[0]), "-d", addr(o[1]), "-r", addr(r[0]), "-q", addr(r[1])]
-    parts += ["-p", str(ct.proto)]
+    pname = proto_name(ct.proto)
+    parts += ["-p", pname if pname != "unknown" else str(ct.proto)]
     if ct.proto in PORT_PROTOS:
         parts += ["--sport", str(o[3]), "--dport", str(o[4]),
                   "--reply-port-src", str(r[3]), "--reply-port-dst", str(r[4])]
@@ -131,7 +130,8 @@ def save_line(ct: Conn, now: float, verb: str) -> str:
                   "--icmp-code" if ct.proto == 1 else "--icmpv6-code", str(o[4] & 0xFF),
                   "--icmp-id" if ct.proto == 1 else "--icmpv6-id", str(o[3])]
     if ct.proto == 6:
-        parts += ["--state", _STATE_BY_NUM.get(ct.state, "NONE")]
+        parts += ["--state", _tcp.TCP_CONNTRACK_NAMES[ct.state]
+                  if ct.state < len(_tcp.TCP_CONNTRACK_NAMES) else "NONE"]
     if ct.mark:
         parts += ["-m", str(ct.mark)]
     return " ".join(parts)
@@ -142,12 +142,8 @@ def _line(tr: Tracker, ct: Conn, c: Command, now: float, verb: str) -> str:
         return save_line(ct, now, verb)
     if "json" in c.output:
         return json.dumps(as_json(ct, now, tr.l4[ct.proto]))
-    s = conntrack_line(ct, now, tr.l4[ct.proto], extended="extended" in c.output,
-                       with_id="id" in c.output)
-    if ct.proto == 6 and ct.state == 9:
-        # libnetfilter_conntrack names TCP state 9 LISTEN (the kernel's /proc: SYN_SENT2)
-        s = s.replace(" SYN_SENT2 ", " LISTEN ", 1)
-    return s
+    return conntrack_line(ct, now, tr.l4[ct.proto], extended="extended" in c.output,
+                          with_id="id" in c.output)
 
 
 def _summary(n: int, what: str) -> str:

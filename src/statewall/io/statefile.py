@@ -122,10 +122,15 @@ def snapshot(tracker: Tracker, now: float) -> dict[str, Any]:
         h: dict[str, Any] | None = None
         if help is not None:
             h = {"helper": _helper_name(help.helper), "data": _help_data(help.data)}
-        conns.append([
+        row: list[Any] = [
             ct.id, ct.l3num, _tup(ct.orig), _tup(ct.reply), ct.status, ct.timeout - now,
             ct.state, _l4(tracker, ct, now), ct.mark, list(ct.acct),
-            ct.master.id if ct.master is not None else 0, ct.helper, now - ct.start, h])
+            ct.master.id if ct.master is not None else 0, ct.helper, now - ct.start, h]
+        nat = ct.nat
+        if nat is not None and (nat.masq_iface is not None or nat.seqadj is not None):
+            # the NAT extension: MASQUERADE's interface, TCP sequence adjustment
+            row.append({"masq": nat.masq_iface, "seqadj": nat.seqadj})
+        conns.append(row)
     exps: list[list[Any]] = []
     for e in tracker.expect.entries(now):
         exps.append([
@@ -331,6 +336,23 @@ def _l4_value(tracker: Tracker, proto: int, v: Any, now: float) -> Any:
     return v
 
 
+def _nat_ext(v: Any) -> Any:
+    """The NAT extension of an entry: {"masq": interface or None, "seqadj": None or two
+    [correction_pos, offset_before, offset_after] lists (u32 / s32 mod 2**32)}."""
+    from ..nat.core import NatExt
+    _check(isinstance(v, dict) and set(v) == {"masq", "seqadj"}, "bad NAT extension")
+    masq, seq = v["masq"], v["seqadj"]
+    _check(masq is None or (isinstance(masq, str) and 0 < len(masq) <= 15),
+           "bad MASQUERADE interface")
+    _check(seq is None or (isinstance(seq, list) and len(seq) == 2 and all(
+        isinstance(d, list) and len(d) == 3 and all(_int(x, 0, 0xFFFFFFFF) for x in d)
+        for d in seq)), "bad sequence adjustment")
+    e = NatExt()
+    e.masq_iface = masq
+    e.seqadj = None if seq is None else [list(d) for d in seq]
+    return e
+
+
 def restore(tracker: Tracker, header: dict[str, Any], doc: dict[str, Any], now: float,
             wall: float, path: str = "state file") -> Restored:
     """Put a checked file's content into an empty ``tracker``. Everything is validated
@@ -412,9 +434,10 @@ def _validate(tracker: Tracker, doc: dict[str, Any], now: float, down: float
     pending: dict[Conn, int] = {}
     seen_ids: set[int] = set()
     for row in doc["conns"]:
-        _check(isinstance(row, list) and len(row) == 14, "entry is not a 14-list")
+        _check(isinstance(row, list) and len(row) in (14, 15), "entry is not a 14/15-list")
         (cid, l3num, orig, reply, status, remaining, state, l4, mark, acct, master_id,
-         helper, age, help) = row
+         helper, age, help) = row[:14]
+        natv = row[14] if len(row) == 15 else None
         _check(_int(cid, 1, 1 << 63) and cid not in seen_ids, "bad or duplicate id")
         seen_ids.add(cid)
         _check(l3num in (2, 10), "bad l3num")
@@ -444,6 +467,8 @@ def _validate(tracker: Tracker, doc: dict[str, Any], now: float, down: float
             hp = Help(hobj)
             hp.data = _data(help["data"])
             ct.help = hp
+        if natv is not None:
+            ct.nat = _nat_ext(natv)
         if master_id:
             pending[ct] = master_id
         conns.append(ct)
