@@ -11,6 +11,7 @@ in name order against one table. Also a few direct checks of the pure parts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shlex
@@ -127,8 +128,14 @@ RULES = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[str]:
-    """A real ``statewall run`` (queue 0, no kernel rules) in a scratch network namespace;
-    yields its control socket path. The namespace is deleted at the end."""
+    with _daemon(tmp_path, "--queue", "0") as ctl:
+        yield ctl
+
+
+@contextlib.contextmanager
+def _daemon(tmp_path: Path, *queues: str) -> Iterator[str]:
+    """A real ``statewall run`` (no kernel rules) in a scratch network namespace; yields
+    its control socket path. The namespace is deleted at the end."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2")
     ns = f"sw-ct-{os.getpid()}"
@@ -139,11 +146,13 @@ def daemon(tmp_path: Path) -> Iterator[str]:
         ctl = str(tmp_path / "ctl.sock")
         log = open(tmp_path / "log", "wb")
         p = subprocess.Popen(["ip", "netns", "exec", ns, STATEWALL, "run", "--rules",
-                              str(tmp_path / "rules"), "--control", ctl, "--queue", "0",
+                              str(tmp_path / "rules"), "--control", ctl, *queues,
                               "--no-kernel-setup", "--stats-interval", "0"],
                              stdout=log, stderr=log)
         deadline = time.monotonic() + 20
-        while not os.path.exists(ctl + ".q0"):
+        first, _, last = queues[1].partition("-")
+        socks = [f"{ctl}.q{q}" for q in range(int(first), int(last or first) + 1)]
+        while not all(os.path.exists(x) for x in socks):
             assert p.poll() is None, (tmp_path / "log").read_text()
             assert time.monotonic() < deadline, "statewall run did not start"
             time.sleep(0.05)
@@ -169,6 +178,27 @@ def test_peer_suite_live(daemon: str) -> None:
         got[f.name] = ok
         print(f"live {f.name}: {ok}/{n}", *fails, sep="\n  ")
     assert got == EXPECTED
+
+
+def test_several_workers_live(tmp_path: Path) -> None:
+    """--queues 0-1: -I lands in the first worker; reads and deletes go to both."""
+    with _daemon(tmp_path, "--queues", "0-1") as ctl:
+        env = dict(os.environ, STATEWALL_CONTROL=ctl)
+
+        def ct(args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(f"{STATEWALL} conntrack {args}", shell=True, env=env,
+                                  capture_output=True, text=True)
+        assert ct("-I -s 1.1.1.1 -d 2.2.2.2 -p udp --sport 1 --dport 2 -t 30").returncode == 0
+        assert ct("-C").stdout == "1\n"
+        st = ct("-S").stdout.splitlines()
+        assert [x.split()[0] for x in st] == ["cpu=0", "cpu=1"]
+        r = ct("-L")
+        assert r.returncode == 0 and "1 flow entries have been shown" in r.stderr
+        assert ct("-D -p udp").returncode == 0
+        assert ct("-D -p udp").returncode == 1
+        procs = [subprocess.Popen(f"{STATEWALL} conntrack -C", shell=True, env=env,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(8)]
+        assert [p.communicate()[0] for p in procs] == ["0\n"] * 8
 
 
 # -- the pure parts ------------------------------------------------------------------------
@@ -200,3 +230,9 @@ def test_ops_roundtrip() -> None:
     assert ops.run(tr, ["-D", "-m", "8"], 101.0).rc == 0
     assert ops.run(tr, ["-D"], 101.0).rc == 1
     assert ops.run(tr, ["-S"], 101.0).out.startswith("cpu=0")
+    assert ops.run(tr, ["-I"] + argv[1:], 101.0).rc == 0
+    assert ops.run(tr, ["-D", "expect"], 101.0).rc == 2      # not the entries
+    assert ops.run(tr, ["-C", "expect"], 101.0).out == "0\n"
+    assert ops.run(tr, ["-C"], 101.0).out == "1\n"
+    assert ops.run(tr, ["-F"], 101.0).rc == 0
+    assert ops.run(tr, ["-C"], 101.0).out == "0\n"

@@ -266,7 +266,7 @@ def test_redirect_and_netmap() -> None:
                         "-A OUTPUT -p udp --dport 53 -j REDIRECT",
                         "-A POSTROUTING -o s0 -s 198.51.100.0/24 -j NETMAP --to 192.0.2.0/24"))
     d = send(fw, IP(src=C, dst=S) / TCP(sport=9, dport=80, flags="S"), 1.0)
-    assert d.path == ["PREROUTING", "INPUT"] and d.out == []
+    assert d.path == ["PREROUTING", "INPUT"] and not d.out
     assert "src=198.51.100.1 dst=198.51.100.2 sport=3128 dport=9" in line(fw, d.ct)
     d = send(fw, IP(src=PUB, dst=S) / UDP(sport=9, dport=53), 1.1, None, hook=3)
     assert "src=127.0.0.1 dst=203.0.113.1 sport=53 dport=9" in line(fw, d.ct)

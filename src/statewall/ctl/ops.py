@@ -324,6 +324,15 @@ def stats(tr: Tracker, now: float) -> str:
 def execute(tr: Tracker, c: Command, now: float, batch: bool = False) -> Result:
     """Run one parsed command against the table."""
     k = c.cmd
+    if c.table == "expect" and k not in ("list", "flush", "count"):
+        return Result(2, err=f"conntrack v1.4.7 (conntrack-tools): {k} of expectations is "
+                             "not supported by statewall yet\n")
+    if c.table in ("dying", "unconfirmed") and k != "list":
+        return Result(2, err=f"conntrack v1.4.7 (conntrack-tools): {k} of the {c.table} "
+                             "list is not supported\n")
+    if k == "count" and c.table == "expect":
+        tr.expire(now)
+        return Result(0, f"{len(tr.expect)}\n")
     if k == "list":
         return list_(tr, c, now)
     if k == "get":

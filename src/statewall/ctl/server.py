@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from typing import Any, Callable, Final
 
@@ -144,6 +145,7 @@ def worker_path(control: str, queue: int) -> str:
 
 # commands whose effect lives in one table: the first worker owns new entries
 _FIRST_ONLY: Final = frozenset({"create", "add"})
+_SUMMARY: Final = re.compile(r"(\d+) (flow entries|expectations) have been")
 
 
 def forward(line: str, paths: list[str], timeout: float = 10.0) -> dict[str, Any]:
@@ -186,4 +188,8 @@ def forward(line: str, paths: list[str], timeout: float = 10.0) -> dict[str, Any
     else:
         out = "".join(str(r.get("out", "")) for r in good)
     err = next((str(r.get("err", "")) for r in good if int(r.get("rc", 1)) == rc), "")
+    counts = [_SUMMARY.search(str(r.get("err", ""))) for r in good]
+    if all(counts):                          # "N flow entries have been shown.": the sum
+        n = sum(int(m.group(1)) for m in counts if m is not None)
+        err = _SUMMARY.sub(lambda m: f"{n} {m.group(2)} have been", err, count=1)
     return {"ok": True, "rc": rc, "out": out, "err": err}
