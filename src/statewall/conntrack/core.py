@@ -356,10 +356,6 @@ class Tracker:
         if ct.help is not None and ct.help.expectations:
             self.expect.remove_master(ct, now)   # nf_ct_remove_expectations, after DESTROY
 
-    def kill_acct(self, ct: Conn, pkt: Packet, dir: int, now: float) -> None:
-        self.acct(ct, pkt, dir)
-        self.kill(ct, now)
-
     def lookup(self, key: Tuple, now: float) -> Conn | None:
         """A live confirmed entry by either tuple (expired ones are reaped)."""
         ct = self.table.hash.get(key)

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from ...conntrack.helpers import helper_match
 from ..addr import numeric_mask_suffix, ntop, parse_host_mask
 from ..errors import OptionError
 from ..netdb import proto_number
@@ -327,15 +328,7 @@ class Helper(MatchExt):
         want, inv = i.name, i.invert
 
         def helper(pkt: Packet, ctx: Context) -> bool:
-            ct = pkt.ct
-            if ct is None or ct.master is None:
-                return inv
-            name = ct.master.helper
-            if not name:
-                return inv
-            if not want:
-                return not inv
-            return bool(want.startswith(name) != inv)
+            return helper_match(pkt.ct, want) != inv
         return helper
 
 
