@@ -548,3 +548,10 @@ def test_ct_target_forms() -> None:
                chain="PREROUTING") == "-p tcp -j CT --helper ftp --timeout pol --zone-orig 3"
     assert one("-j CT --ctevents new,mark --expevents new", table="raw", chain="OUTPUT") == \
         "-j CT --ctevents new,mark --expevents new"
+
+
+def test_rename_of_a_missing_chain_is_a_config_error() -> None:
+    """Found by the random-line test: ``-E`` naming no chain raised an assertion."""
+    text = "*filter\n:INPUT ACCEPT [0:0]\n-E nochain newname\nCOMMIT\n"
+    with pytest.raises(ConfigError, match="can't rename chain `nochain'"):
+        parse_ruleset(text, "r.rules", 4)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Final
 
 from ..conntrack.core import Tracker
 from . import ops
+from .events import EventHub, event_command     # statewall conntrack -E
 
 PREFIX: Final = "conntrack "
 MAX_REQUEST: Final = 1 << 16
@@ -60,6 +61,7 @@ class CtlServer:
         s.setblocking(False)
         self.sock = s
         self.pending: dict[socket.socket, bytes] = {}
+        self.events = EventHub(tracker)          # -E subscribers (ctl/events.py)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -93,6 +95,10 @@ class CtlServer:
             buf = b""
         del self.pending[conn]
         line = buf.split(b"\n", 1)[0].decode(errors="replace")
+        ev = event_command(line)                 # -E: the connection becomes a subscriber
+        if ev is not None:
+            self.events.subscribe(conn, ev)
+            return
         try:
             if line.startswith(PREFIX):
                 reply = handle(self.tracker(), line, self.clock())
@@ -107,6 +113,7 @@ class CtlServer:
             conn.close()
 
     def close(self) -> None:
+        self.events.close()
         for c in self.pending:
             c.close()
         self.pending.clear()
@@ -166,6 +173,8 @@ def forward(line: str, paths: list[str], timeout: float = 10.0) -> dict[str, Any
         return {"ok": False, "error": f"bad conntrack request: {e}"}
     if not paths:
         return {"ok": False, "error": "no worker is running"}
+    if cmd == "event":                        # -E: the client subscribes to every worker
+        return {"ok": True, "rc": 0, "workers": paths}
     targets = paths[:1] if cmd in _FIRST_ONLY or not cmd else paths
     replies = []
     for p in targets:

@@ -260,8 +260,8 @@ class Worker:
                 timeout = 1000
             else:
                 timeout = max(0, min(1000, int((deadline - time.monotonic()) * 1000) + 1))
-            if self.ctl is not None and self.ctl.pending:
-                timeout = min(timeout, 10)     # a conntrack client still sending its line
+            if self.ctl is not None and (self.ctl.pending or self.ctl.events.backlog):
+                timeout = min(timeout, 10)     # a conntrack client still sending / -E lines
             try:
                 events = poll.poll(timeout)
             except InterruptedError:
@@ -280,6 +280,8 @@ class Worker:
                         pass
             if self.ctl is not None and (self.ctl.pending or any(fd == cfd for fd, _ in events)):
                 self.ctl.poll()                # statewall conntrack requests
+            if self.ctl is not None and self.ctl.events.subs:
+                self.ctl.events.flush()        # statewall conntrack -E (ctl/events.py)
             now = time.monotonic()
             self._gc_tick(now)
             if now >= fw.tracker.table.soonest or now >= fw.tracker.expect.soonest:

@@ -297,7 +297,9 @@ class _Loader:
 
     def _rename(self, cur: _Table, old: str, new: str) -> None:
         ch = cur.chains.get(old)
-        assert ch is not None
+        if ch is None:
+            raise OptionError(f"can't rename chain `{old}': No chain/target/match by that "
+                              "name")
         if ch.policy is not None:
             raise OptionError(f"can't rename built-in chain `{old}'")
         if new in cur.chains:
