@@ -109,18 +109,9 @@ _REJECT_HOOK: Final = {"INPUT": NF_INET_LOCAL_IN, "FORWARD": NF_INET_FORWARD,
 def _forwarded_copy(pkt: Packet) -> Packet:
     """The packet as FORWARD sees it: ``ip_forward`` has already decremented the TTL (and
     fixed the header checksum) / ``ip6_forward`` the hop limit."""
-    from .packet.checksum import inet_checksum
-    buf = bytearray(pkt.buf)
-    if pkt.l3num == AF_INET6:
-        buf[7] = (buf[7] - 1) & 0xFF
-    else:
-        ihl = (buf[0] & 15) * 4
-        buf[8] = (buf[8] - 1) & 0xFF
-        buf[10] = buf[11] = 0
-        c = inet_checksum(buf, 0, ihl)
-        buf[10], buf[11] = c >> 8, c & 0xFF
+    from .nat.forward import forwarded
     try:
-        out = decode_ip(bytes(buf))
+        out = decode_ip(forwarded(pkt.buf))
     except ParseError:
         return pkt
     out.iface, out.ts, out.mark = pkt.iface, pkt.ts, pkt.mark

@@ -21,11 +21,11 @@ from ..conntrack.conn import Conn, ctinfo_state
 from ..conntrack.format import (as_json, conntrack_line, event_line, expect_origin,
                                 ip_conntrack_line, proc_line)
 from ..conntrack.proto.base import NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
-from ..conntrack.sysctl import (PROFILES, SettingError, Settings, parse_assignment,
-                                parse_sysctl_file)
+from ..conntrack.sysctl import PROFILES, SettingError, Settings
 from ..firewall import HOLD, Decision, Emitted, Firewall
 from ..host import HostModel, parse_iface, parse_route
 from ..io.capture import CaptureError, Frame, open_capture, CaptureReader
+from ..io.config import LoadError, load_ruleset, load_settings
 from ..packet.decode import decode_ip
 from ..packet.link import ETH_P_IP, ETH_P_IPV6, l3_offset
 from ..packet.packet import Packet, ParseError
@@ -112,31 +112,16 @@ def add_parser(sub: Any) -> None:
 
 # -- shared setup --------------------------------------------------------------------------
 def build_settings(profile: str, items: list[str]) -> Settings:
-    pairs: list[tuple[str, str]] = []
-    for item in items:
-        if item.startswith("@"):
-            path = item[1:]
-            with open(path, encoding="utf-8") as f:
-                pairs.extend(parse_sysctl_file(f.read(), path))
-        else:
-            pairs.append(parse_assignment(item))
-    return Settings(profile, pairs)
+    return load_settings(profile, items)
 
 
 def load_rules(path: str | None, family: int) -> Any:
     """Parse a rule file (None: no rule set). Raises UsageError naming file and line."""
     if path is None:
         return None
-    from ..rules.errors import ConfigError
-    from ..rules.parse import parse_ruleset
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise UsageError(f"{path}: {e.strerror}") from None
-    try:
-        return parse_ruleset(text, path, family)
-    except ConfigError as e:
+        return load_ruleset(path, family)
+    except LoadError as e:
         raise UsageError(str(e)) from None
 
 

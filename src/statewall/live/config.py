@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..conntrack.core import Tracker
-from ..conntrack.sysctl import Settings, parse_assignment, parse_sysctl_file
+from ..conntrack.sysctl import Settings
+from ..io.config import LoadError, load_ruleset, load_settings
 from ..firewall import Firewall
 from ..host import HostModel
 
@@ -76,14 +77,7 @@ def parse_queues(text: str) -> tuple[int, int]:
 
 
 def build_settings(profile: str, items: list[str]) -> Settings:
-    pairs: list[tuple[str, str]] = []
-    for item in items:
-        if item.startswith("@"):
-            with open(item[1:], encoding="utf-8") as f:
-                pairs.extend(parse_sysctl_file(f.read(), item[1:]))
-        else:
-            pairs.append(parse_assignment(item))
-    return Settings(profile, pairs)
+    return load_settings(profile, items)
 
 
 # (rules4, rules6): whatever the rule engine's parser returns, or None for "no rules"
@@ -95,15 +89,8 @@ Builder = Callable[[Settings, Tracker, Rules, HostModel], Firewall]
 def _parse_file(path: str, family: int) -> Any:
     """One iptables-save file through the rule engine's parser (issue 3)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise RulesError(f"{path}: {e.strerror}") from None
-    from ..rules.errors import ConfigError
-    from ..rules.parse import parse_ruleset
-    try:
-        return parse_ruleset(text, path, family)
-    except ConfigError as e:
+        return load_ruleset(path, family)
+    except LoadError as e:
         raise RulesError(str(e)) from None
 
 
