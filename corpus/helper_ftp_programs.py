@@ -7,6 +7,7 @@ connection; a plain connection to port 8080 is dropped (curl gives up after 1 s)
 
 import sys
 
+from statewall.lab.programs import vsftpd_server
 from statewall.lab.scenario import Run, Scenario
 
 RULES = """*raw
@@ -21,16 +22,7 @@ COMMIT
 COMMIT"""
 
 # vsftpd in the foreground, anonymous read-only, its files in a directory of its own
-D = "/tmp/statewall-lab-ftp"
-SERVER = ["sh", "-c", f"""set -e
-mkdir -p {D}/root {D}/empty; chmod 755 {D} {D}/root {D}/empty
-echo 'hello from vsftpd' > {D}/root/hello.txt; chmod 644 {D}/root/hello.txt
-printf '%s\\n' listen=YES listen_ipv6=NO listen_address=203.0.113.2 background=NO \
-  anonymous_enable=YES no_anon_password=YES anon_root={D}/root local_enable=NO \
-  write_enable=NO connect_from_port_20=YES pasv_min_port=30000 pasv_max_port=30009 \
-  secure_chroot_dir={D}/empty seccomp_sandbox=NO dirmessage_enable=NO xferlog_enable=NO \
-  > {D}/vsftpd.conf
-exec vsftpd {D}/vsftpd.conf"""]
+SERVER = vsftpd_server("/tmp/statewall-lab-ftp", "hello from vsftpd")
 
 URL = "ftp://203.0.113.2/hello.txt"
 FTPLIB = ("import ftplib, sys\n"

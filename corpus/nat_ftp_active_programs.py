@@ -6,6 +6,7 @@ later sequence and acknowledgment number of the control connection is adjusted) 
 expects the server's data connection (from port 20) at 203.0.113.1, which is DNATed to the
 client as it arrives (the expectation's ``follow_master``).  The transfer works."""
 
+from statewall.lab.programs import vsftpd_server
 from statewall.lab.scenario import Run, Scenario
 
 RULES = """*raw
@@ -24,16 +25,7 @@ COMMIT
 -A FORWARD -i c0 -p tcp -m tcp --dport 21 -m conntrack --ctstate NEW -j ACCEPT
 COMMIT"""
 
-D = "/tmp/statewall-lab-natftp"
-SERVER = ["sh", "-c", f"""set -e
-mkdir -p {D}/root {D}/empty; chmod 755 {D} {D}/root {D}/empty
-echo 'hello through NAT' > {D}/root/hello.txt; chmod 644 {D}/root/hello.txt
-printf '%s\\n' listen=YES listen_ipv6=NO listen_address=203.0.113.2 background=NO \
-  anonymous_enable=YES no_anon_password=YES anon_root={D}/root local_enable=NO \
-  write_enable=NO connect_from_port_20=YES pasv_min_port=30000 pasv_max_port=30009 \
-  secure_chroot_dir={D}/empty seccomp_sandbox=NO dirmessage_enable=NO xferlog_enable=NO \
-  > {D}/vsftpd.conf
-exec vsftpd {D}/vsftpd.conf"""]
+SERVER = vsftpd_server("/tmp/statewall-lab-natftp", "hello through NAT")
 
 URL = "ftp://203.0.113.2/hello.txt"
 CLIENTS = [

@@ -5,6 +5,7 @@ is rewritten to ``192,0,2,21`` (one byte shorter: the rest of the control connec
 sequence-adjusted, in the reply direction), the helper expects the client at 192.0.2.21,
 and that data connection is DNATed to the server like its master.  The transfer works."""
 
+from statewall.lab.programs import vsftpd_server
 from statewall.lab.scenario import Run, Scenario
 
 RULES = """*raw
@@ -18,16 +19,7 @@ COMMIT
 -A PREROUTING -i c0 -d 192.0.2.21 -p tcp --dport 21 -j DNAT --to-destination 203.0.113.2
 COMMIT"""
 
-D = "/tmp/statewall-lab-natftp2"
-SERVER = ["sh", "-c", f"""set -e
-mkdir -p {D}/root {D}/empty; chmod 755 {D} {D}/root {D}/empty
-echo 'hello behind a port forward' > {D}/root/hello.txt; chmod 644 {D}/root/hello.txt
-printf '%s\\n' listen=YES listen_ipv6=NO listen_address=203.0.113.2 background=NO \
-  anonymous_enable=YES no_anon_password=YES anon_root={D}/root local_enable=NO \
-  write_enable=NO connect_from_port_20=YES pasv_min_port=30010 pasv_max_port=30019 \
-  secure_chroot_dir={D}/empty seccomp_sandbox=NO dirmessage_enable=NO xferlog_enable=NO \
-  > {D}/vsftpd.conf
-exec vsftpd {D}/vsftpd.conf"""]
+SERVER = vsftpd_server("/tmp/statewall-lab-natftp2", "hello behind a port forward", pasv=(30010, 30019))
 
 URL = "ftp://192.0.2.21/hello.txt"
 CLIENTS = [
