@@ -66,7 +66,7 @@ class Tracker:
     """One conntrack instance (one network namespace)."""
 
     __slots__ = ("settings", "l4", "table", "stats", "invalid_reasons", "sink",
-                 "is_24", "udp_clash", "expect", "helpers")
+                 "is_24", "udp_clash", "expect", "helpers", "notifier")
 
     def __init__(self, settings: Settings | None = None, sink: EventSink | None = None) -> None:
         self.settings = settings if settings is not None else Settings()
@@ -78,6 +78,7 @@ class Tracker:
         self.sink = sink
         self.expect = ExpectTable(self.settings)       # expectations (helpers create them)
         self.helpers = Registry(self.settings)         # the helpers CT --helper can name
+        self.notifier: object | None = None            # ecache.Notifier: several listeners
 
     @property
     def expect_sink(self) -> ExpectSink | None:

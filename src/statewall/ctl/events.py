@@ -25,6 +25,7 @@ from typing import Callable, Final
 
 from ..conntrack.conn import Conn
 from ..conntrack.core import Tracker
+from ..conntrack.ecache import notifier
 from ..conntrack.expect import Expectation
 from ..conntrack.format import event_kind, event_line, expect_event_line
 from . import ops
@@ -129,15 +130,14 @@ class EventHub:
         self.flush()
 
     def _hook(self) -> None:
+        """Listen to the tracker's events (conntrack/ecache.py) only while subscribed."""
         tr = self.tracker() if self.subs else None
         if tr is self._hooked:
             return
         if self._hooked is not None:
-            self._hooked.sink = None
-            self._hooked.expect_sink = None
+            notifier(self._hooked).remove(self._on_event, self._on_expect)
         if tr is not None:
-            tr.sink = self._on_event
-            tr.expect_sink = self._on_expect
+            notifier(tr).add(self._on_event, self._on_expect)
         self._hooked = tr
 
     def _drop(self, s: Subscriber) -> None:

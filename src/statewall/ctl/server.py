@@ -21,6 +21,7 @@ from . import ops
 from .events import EventHub, event_command     # statewall conntrack -E
 
 PREFIX: Final = "conntrack "
+Handler = Callable[[str, float], dict[str, Any]]
 MAX_REQUEST: Final = 1 << 16
 
 
@@ -62,6 +63,10 @@ class CtlServer:
         self.sock = s
         self.pending: dict[socket.socket, bytes] = {}
         self.events = EventHub(tracker)          # -E subscribers (ctl/events.py)
+        # request word -> handler(line, now) -> reply object. Other control-plane features
+        # (iptables, metrics, flows, ...) register theirs here; "conntrack" is built in.
+        self.handlers: dict[str, Handler] = {
+            "conntrack": lambda line, now: handle(self.tracker(), line, now)}
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -100,8 +105,9 @@ class CtlServer:
             self.events.subscribe(conn, ev)
             return
         try:
-            if line.startswith(PREFIX):
-                reply = handle(self.tracker(), line, self.clock())
+            h = self.handlers.get(line.split(" ", 1)[0])
+            if h is not None:
+                reply = h(line, self.clock())
             else:
                 reply = {"ok": False, "error": "unknown command"}
             conn.setblocking(True)

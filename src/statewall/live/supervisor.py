@@ -20,7 +20,7 @@ import select
 import signal
 import socket
 import time
-from typing import Any, Final
+from typing import Any, Callable, Final
 
 from ..ctl import server as ctl_server
 from . import log as swlog
@@ -60,6 +60,12 @@ class Supervisor:
         self.kernel_installed = False
         self.ctl: socket.socket | None = None
         self.restart_at: dict[int, float] = {}
+        # control socket: first word of the request line -> handler(line) -> reply object
+        self.commands: dict[str, Callable[[str], dict[str, Any]]] = {
+            "reload": lambda line: self.reload(),
+            "status": lambda line: self.status(),
+            "conntrack": lambda line: ctl_server.forward(line, self.worker_paths()),
+        }
 
     # -- processes ----------------------------------------------------------------------
     def _spawn(self, ch: _Child) -> None:
@@ -260,19 +266,20 @@ class Supervisor:
                         break
                     data += chunk
                 cmd = data.decode(errors="replace").strip()
-                if cmd == "reload":
-                    reply = self.reload()
-                elif cmd == "status":
-                    reply = self.status()
-                elif cmd.startswith(ctl_server.PREFIX):     # statewall conntrack (issue 8)
-                    reply = ctl_server.forward(cmd, [
-                        ctl_server.worker_path(self.cfg.control or "", q)
-                        for q, ch in sorted(self.children.items()) if ch.pid and ch.ready])
+                h = self.commands.get(cmd.split(" ", 1)[0])
+                if h is not None:
+                    reply = h(cmd)
                 else:
-                    reply = {"ok": False, "error": f"unknown command {cmd!r} (reload, status)"}
+                    reply = {"ok": False, "error": f"unknown command {cmd!r} "
+                             f"({', '.join(sorted(self.commands))})"}
                 conn.sendall(json.dumps(reply).encode() + b"\n")
             except OSError:
                 pass
+
+    def worker_paths(self) -> list[str]:
+        """The control sockets of the workers that are up (one table each)."""
+        return [ctl_server.worker_path(self.cfg.control or "", q)
+                for q, ch in sorted(self.children.items()) if ch.pid and ch.ready]
 
     def _collect(self, kind: str, timeout: float) -> dict[int, dict[str, Any]]:
         """Wait for one ``kind`` reply from every live worker."""
