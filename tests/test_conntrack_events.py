@@ -310,6 +310,31 @@ def test_several_workers_are_merged(tmp_path: Path) -> None:
 
 
 # -- live: statewall run in the lab namespaces (root only) --------------------------------
+def _wait_subscribed(lab: Any, server: str, clis: tuple[Cli, ...]) -> None:
+    """Each client is subscribed (to every worker) once it has shown an event: send probe
+    datagrams (new UDP flows, on both queues sooner or later) until all have one. A fixed
+    sleep is not enough on a loaded machine: the clients are Python processes starting."""
+    probe = lab.socket("client", socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        deadline = time.monotonic() + 30
+        port = 4000
+        while time.monotonic() < deadline:
+            for _ in range(4):
+                port += 1
+                try:
+                    probe.sendto(b"probe", (server, port))
+                except OSError:
+                    pass                        # the ICMP error of an earlier probe
+            for c in clis:
+                c.read(len(c.lines) + 1, timeout=0.2)
+            if all(any(f"dport={port - k}" in ln for k in range(4) for ln in c.lines)
+                   for c in clis):
+                return
+        raise AssertionError("the -E clients never saw a probe event")
+    finally:
+        probe.close()
+
+
 def test_live_events(tmp_path: Path) -> None:
     from test_live import LAB_OK, LAB_WHY, SERVER_V4, Daemon, TcpServer, Topology, \
         _connect, _echo, _remove_kernel_rules, _udp_exchange
@@ -323,7 +348,7 @@ def test_live_events(tmp_path: Path) -> None:
             ev = Cli(d.control, "-E")
             udp_only = Cli(d.control, "-E", "-p", "udp", "-e", "NEW")
             slow = Cli(d.control, "-E", "-b", "4")
-            time.sleep(0.5)
+            _wait_subscribed(lab, SERVER_V4, (ev, udp_only, slow))
             slow.p.send_signal(signal.SIGSTOP)
             srv = TcpServer(lab, 7010, "echo")
             s = _connect(lab, "client", SERVER_V4, 7010)

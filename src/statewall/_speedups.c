@@ -267,12 +267,16 @@ fallback:
 enum {
     P_BUF, P_L3NUM, P_SRC, P_DST, P_PROTO, P_L4OFF, P_TTL, P_IPID, P_FRAGOFF, P_MF, P_TOS,
     P_SPORT, P_DPORT, P_SEQ, P_ACK, P_FLAGS, P_WIN, P_DOFF, P_OPTOFF, P_OPTLEN,
-    P_ICMP_TYPE, P_ICMP_CODE, P_L4LEN, P_PAYLOAD_OFF, P_N
+    P_ICMP_TYPE, P_ICMP_CODE, P_L4LEN, P_PAYLOAD_OFF,
+    P_CT, P_CTINFO, P_UNTRACKED, P_L4ERR,           /* (read by conntrack_in) */
+    P_FRAG_HDR_OFF, P_IFACE, P_MARK, P_REASON, P_N  /* (read by Firewall.process) */
 };
 static const char *const pkt_names[P_N] = {
     "buf", "l3num", "src", "dst", "proto", "l4off", "ttl", "ipid", "fragoff", "mf", "tos",
     "sport", "dport", "seq", "ack", "flags", "win", "doff", "tcp_optoff", "tcp_optlen",
     "icmp_type", "icmp_code", "l4len", "payload_off",
+    "ct", "ctinfo", "untracked", "l4err",
+    "frag_hdr_off", "iface", "mark", "reason",
 };
 
 static SlotMap pkt_map;
@@ -994,6 +998,101 @@ in_window(uint32_t *st, int old, long long status, int dir, int index, const Seg
     return 1;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * The core (conntrack/core.py Tracker): refresh_acct and conntrack_in's common case.
+ */
+
+enum { T_L4, T_TABLE, T_IS24, T_EXPECT, T_N };
+static const char *const tracker_names[T_N] = {"l4", "table", "is_24", "expect"};
+static SlotMap tracker_map;
+enum { TB_HASH, TB_SOONEST, TB_N };
+static const char *const table_names[TB_N] = {"hash", "soonest"};
+static SlotMap table_map;
+enum { CX_ORIG, CX_TIMEOUT, CX_BUCKET, CX_ACCT, CX_FC, CX_HELP, CX_N };
+static const char *const conn2_names[CX_N] = {"orig", "timeout", "bucket", "acct", "fc",
+                                              "help"};
+static SlotMap conn2_map;
+static PyTypeObject *tcp_cls;                /* the class tcp_methods accelerated */
+static PyObject *fb_conntrack_in, *str_file, *int_zero, *int_one, *int_three;
+
+#define IPS_EXPECTED 0x1
+#define IPS_CONFIRMED 0x8
+#define IPS_FIXED_TIMEOUT 0x400
+#define IPCT_REPLY 0x8
+
+/* Tracker.refresh_acct(ct, pkt, dir, now, timeout) (nf_ct_refresh_acct): the timeout moves
+ * unless FIXED_TIMEOUT, an entry now due before its expiry bucket is re-filed (Table.file,
+ * in Python), the direction's packet and byte counters go up. A tracker of another class,
+ * or an entry whose slots are not what the core makes, gets the Python method. */
+static int
+refresh_acct(PyObject *tracker, PyObject *ct, PyObject *pkt, int dir, PyObject *dirobj,
+             PyObject *now, PyObject *timeout)
+{
+    long long status;
+    PyObject *acct = NULL, *buf = NULL;
+    int fast = tracker_map.type != NULL && Py_TYPE(tracker) == tracker_map.type
+        && Py_TYPE(ct) == conn2_map.type
+        && slot_ll(ct, conn_map.off[C_STATUS], 0, LLONG_MAX, &status);
+    if (fast) {
+        acct = SLOT(ct, conn2_map.off[CX_ACCT]);
+        buf = SLOT(pkt, PK(P_BUF));
+        fast = acct != NULL && PyList_CheckExact(acct) && PyList_GET_SIZE(acct) == 4
+            && PyLong_CheckExact(PyList_GET_ITEM(acct, 2 * dir))
+            && PyLong_CheckExact(PyList_GET_ITEM(acct, 2 * dir + 1))
+            && buf != NULL && PyBytes_CheckExact(buf)
+            && SLOT(ct, conn2_map.off[CX_BUCKET]) != NULL;
+    }
+    if (!fast) {
+        /* stack[0] is scratch space */
+        PyObject *stack[7] = {NULL, tracker, ct, pkt, dirobj, now, timeout};
+        PyObject *res = PyObject_VectorcallMethod(str_refresh_acct, stack + 1,
+                                                  6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (res == NULL)
+            return -1;
+        Py_DECREF(res);
+        return 0;
+    }
+    if (!(status & IPS_FIXED_TIMEOUT)) {
+        PyObject *t = PyNumber_Add(now, timeout);
+        if (t == NULL)
+            return -1;
+        Py_INCREF(t);
+        if (slot_set(ct, conn2_map.off[CX_TIMEOUT], t) < 0) {
+            Py_DECREF(t);
+            return -1;
+        }
+        int lt = PyObject_RichCompareBool(t, SLOT(ct, conn2_map.off[CX_BUCKET]), Py_LT);
+        Py_DECREF(t);
+        if (lt < 0)
+            return -1;
+        if (lt) {
+            PyObject *table = SLOT(tracker, tracker_map.off[T_TABLE]);
+            if (table == NULL) {
+                PyErr_SetString(PyExc_AttributeError, "Tracker.table");
+                return -1;
+            }
+            PyObject *r = PyObject_CallMethodObjArgs(table, str_file, ct, now, NULL);
+            if (r == NULL)
+                return -1;
+            Py_DECREF(r);
+        }
+    }
+    PyObject *np = PyNumber_Add(PyList_GET_ITEM(acct, 2 * dir), int_one);
+    if (np == NULL)
+        return -1;
+    PyList_SetItem(acct, 2 * dir, np);
+    PyObject *len = PyLong_FromSsize_t(PyBytes_GET_SIZE(buf));
+    if (len == NULL)
+        return -1;
+    PyObject *nb = PyNumber_Add(PyList_GET_ITEM(acct, 2 * dir + 1), len);
+    Py_DECREF(len);
+    if (nb == NULL)
+        return -1;
+    PyList_SetItem(acct, 2 * dir + 1, nb);
+    return 0;
+}
+
+
 /* Tcp.packet fast path. 1: *result set; 0: not handled, nothing changed; -1: error.
  * Works on a copy of Conn.l4 and writes it back only once the packet is known to be ours. */
 static int
@@ -1108,15 +1207,11 @@ fast_tcp_packet(PyObject *tracker, PyObject *ct, PyObject *pkt, PyObject *dirobj
             goto done;
     }
     {
-        /* tracker.refresh_acct(ct, pkt, dir, now, timeout); stack[0] is scratch space */
-        PyObject *stack[7] = {NULL, tracker, ct, pkt, dirobj, now, timeout};
         Py_INCREF(timeout);     /* (borrowed from a Settings slot until now) */
-        PyObject *res = PyObject_VectorcallMethod(str_refresh_acct, stack + 1,
-                                                  6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        int ok = refresh_acct(tracker, ct, pkt, dir, dirobj, now, timeout);
         Py_DECREF(timeout);
-        if (res == NULL)
+        if (ok < 0)
             goto done;
-        Py_DECREF(res);
     }
     *result = PyLong_FromLong(1);
     rc = *result ? 1 : -1;
@@ -1126,6 +1221,7 @@ done:
     Py_XDECREF(settings);
     return rc;
 }
+
 
 /* Tcp.new fast path: a SYN opening SYN_SENT. 1: *result set; 0: TcpPy; -1: error. */
 static int
@@ -1200,6 +1296,149 @@ sp_tcp_packet(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
             return NULL;
     }
     return call_with_self(fb_tcp_packet, self, args, nargs, kwnames);
+}
+
+
+/* Tracker.conntrack_in(pkt, now, hook) fast path: a TCP segment (no template, not yet
+ * attached, no decoder damage) of a live confirmed entry, in the reply direction or in the
+ * original direction once a reply was seen (ctinfo ESTABLISHED / ESTABLISHED_REPLY), that
+ * passes tcp_error and Tcp.packet's C path. 1: *result set; 0: TrackerPy's path (nothing
+ * was changed); -1: error. */
+static int established_in(PyObject *tracker, PyObject *pkt, PyObject *now, PyObject *key,
+                          PyObject *ct, PyObject **result);
+
+/* Is the tracker's TCP tracker the accelerated class? */
+static inline int
+tcp_l4(PyObject *tracker)
+{
+    PyObject *l4s = SLOT(tracker, tracker_map.off[T_L4]);
+    return l4s != NULL && PyList_CheckExact(l4s) && PyList_GET_SIZE(l4s) > 6
+        && Py_TYPE(PyList_GET_ITEM(l4s, 6)) == tcp_cls;
+}
+
+static int
+fast_conntrack_in(PyObject *tracker, PyObject *pkt, PyObject *now, PyObject *hook,
+                  PyObject **result)
+{
+    if (tracker_map.type == NULL || Py_TYPE(tracker) != tracker_map.type
+            || Py_TYPE(pkt) != pkt_map.type || tcp_cls == NULL)
+        return 0;
+    if (SLOT(pkt, PK(P_CT)) != Py_None || SLOT(pkt, PK(P_UNTRACKED)) != Py_False
+            || SLOT(pkt, PK(P_L4ERR)) != Py_None
+            || SLOT(tracker, tracker_map.off[T_IS24]) != Py_False)
+        return 0;
+    long long proto;
+    if (!slot_ll(pkt, PK(P_PROTO), 6, 6, &proto))
+        return 0;
+    if (!tcp_l4(tracker))
+        return 0;
+    PyObject *table = SLOT(tracker, tracker_map.off[T_TABLE]);
+    if (table == NULL || Py_TYPE(table) != table_map.type)
+        return 0;
+    PyObject *hash = SLOT(table, table_map.off[TB_HASH]);
+    PyObject *src = SLOT(pkt, PK(P_SRC)), *dst = SLOT(pkt, PK(P_DST));
+    PyObject *sport = SLOT(pkt, PK(P_SPORT)), *dport = SLOT(pkt, PK(P_DPORT));
+    PyObject *protoobj = SLOT(pkt, PK(P_PROTO));
+    if (hash == NULL || !PyDict_CheckExact(hash) || src == NULL || dst == NULL
+            || sport == NULL || dport == NULL || !PyFloat_CheckExact(now))
+        return 0;
+    int r = fast_tcp_error(tracker, pkt, hook);
+    if (r <= 0)
+        return r;
+    PyObject *key = PyTuple_Pack(6, src, dst, protoobj, sport, dport, int_zero);
+    if (key == NULL)
+        return -1;
+    PyObject *ct = PyDict_GetItemWithError(hash, key);     /* borrowed */
+    if (ct == NULL) {
+        Py_DECREF(key);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(ct);
+    r = established_in(tracker, pkt, now, key, ct, result);
+    Py_DECREF(ct);
+    Py_DECREF(key);
+    return r;
+}
+
+/* conntrack_in's part after the lookup found ``ct`` by ``key`` (the packet's tuple, zone 0)
+ * and tcp_error passed: 1 / 0 / -1 as fast_conntrack_in. */
+static int
+established_in(PyObject *tracker, PyObject *pkt, PyObject *now, PyObject *key, PyObject *ct,
+               PyObject **result)
+{
+    int r, rc = 0;
+    long long status;
+    PyObject *timeout, *orig, *res = NULL;
+    if (Py_TYPE(ct) != conn2_map.type
+            || !slot_ll(ct, conn_map.off[C_STATUS], 0, LLONG_MAX, &status)
+            || !(status & IPS_CONFIRMED)
+            || (timeout = SLOT(ct, conn2_map.off[CX_TIMEOUT])) == NULL
+            || !PyFloat_CheckExact(timeout)
+            || PyFloat_AS_DOUBLE(timeout) <= PyFloat_AS_DOUBLE(now)      /* due: reaped */
+            || (orig = SLOT(ct, conn2_map.off[CX_ORIG])) == NULL)
+        goto out;
+    int eq = PyObject_RichCompareBool(key, orig, Py_EQ);
+    if (eq < 0) {
+        rc = -1;
+        goto out;
+    }
+    int dir = eq ? 0 : 1;
+    if (dir == 0 && !(status & IPS_SEEN_REPLY))
+        goto out;                   /* NEW / RELATED before a reply: TrackerPy */
+    r = fast_tcp_packet(tracker, ct, pkt, dir ? int_one : int_zero, now, &res);
+    if (r <= 0) {
+        rc = r;
+        goto out;
+    }
+    if (!PyLong_CheckExact(res) || PyLong_AsLong(res) != 1) {
+        /* (Tcp.packet's C path only accepts; anything else would be a drift) */
+        PyErr_SetString(PyExc_RuntimeError, "Tcp.packet fast path: unexpected verdict");
+        rc = -1;
+        goto out;
+    }
+    Py_INCREF(ct);
+    if (slot_set(pkt, PK(P_CT), ct) < 0) {
+        rc = -1;
+        goto out;
+    }
+    Py_INCREF(dir ? int_three : int_zero);
+    slot_set(pkt, PK(P_CTINFO), dir ? int_three : int_zero);
+    if (dir == 1) {
+        long long st2, ev;
+        if (!slot_ll(ct, conn_map.off[C_STATUS], 0, LLONG_MAX, &st2)
+                || !slot_ll(ct, conn_map.off[C_EVENTS], 0, LLONG_MAX, &ev)) {
+            PyErr_SetString(PyExc_RuntimeError, "Conn.status/events are not ints");
+            rc = -1;
+            goto out;
+        }
+        if (!(st2 & IPS_SEEN_REPLY)) {
+            if (slot_set(ct, conn_map.off[C_STATUS], PyLong_FromLongLong(st2 | IPS_SEEN_REPLY)) < 0
+                    || slot_set(ct, conn_map.off[C_EVENTS], PyLong_FromLongLong(ev | IPCT_REPLY)) < 0) {
+                rc = -1;
+                goto out;
+            }
+        }
+    }
+    *result = PyLong_FromLong(1);       /* VERDICT_ACCEPT */
+    rc = *result ? 1 : -1;
+out:
+    Py_XDECREF(res);
+    return rc;
+}
+
+static PyObject *
+sp_conntrack_in(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    /* conntrack_in(self, pkt, now, hook) */
+    if (kwnames == NULL && nargs == 3) {
+        PyObject *res;
+        int r = fast_conntrack_in(self, args[0], args[1], args[2], &res);
+        if (r > 0)
+            return res;
+        if (r < 0)
+            return NULL;
+    }
+    return call_with_self(fb_conntrack_in, self, args, nargs, kwnames);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1380,6 +1619,8 @@ sp_tcp_methods(PyObject *mod, PyObject *args)
     Py_XSETREF(fb_tcp_new, new_py);
     Py_INCREF(factory);
     Py_XSETREF(l4_factory, factory);
+    Py_INCREF(cls);
+    Py_XSETREF(tcp_cls, (PyTypeObject *)cls);
     PyObject *e = PyDescr_NewMethod((PyTypeObject *)cls, &tcp_error_def);
     PyObject *p = PyDescr_NewMethod((PyTypeObject *)cls, &tcp_packet_def);
     PyObject *w = PyDescr_NewMethod((PyTypeObject *)cls, &tcp_new_def);
@@ -1390,6 +1631,521 @@ sp_tcp_methods(PyObject *mod, PyObject *args)
         return NULL;
     }
     return Py_BuildValue("{sNsNsN}", "error", e, "packet", p, "new", w);
+}
+
+
+static PyMethodDef conntrack_in_def = {
+    "conntrack_in", (PyCFunction)(void (*)(void))sp_conntrack_in, METH_FASTCALL | METH_KEYWORDS,
+    "nf_conntrack_in (C for an established TCP segment; TrackerPy's code for the rest)."};
+
+static PyObject *
+sp_tracker_methods(PyObject *mod, PyObject *args)
+{
+    PyObject *cls, *conntrack_in_py, *table_cls, *conn_cls;
+    if (!PyArg_ParseTuple(args, "OOOO", &cls, &conntrack_in_py, &table_cls, &conn_cls))
+        return NULL;
+    if (tcp_cls == NULL || conn_map.type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tcp_methods first");
+        return NULL;
+    }
+    if (!PyCallable_Check(conntrack_in_py) || (PyObject *)conn_map.type != conn_cls) {
+        PyErr_SetString(PyExc_TypeError, "tracker_methods: bad arguments");
+        return NULL;
+    }
+    if (bind_map(&tracker_map, cls, tracker_names, T_N) < 0
+            || bind_map(&table_map, table_cls, table_names, TB_N) < 0
+            || bind_map(&conn2_map, conn_cls, conn2_names, CX_N) < 0)
+        return NULL;
+    Py_INCREF(conntrack_in_py);
+    Py_XSETREF(fb_conntrack_in, conntrack_in_py);
+    PyObject *m = PyDescr_NewMethod((PyTypeObject *)cls, &conntrack_in_def);
+    if (m == NULL)
+        return NULL;
+    return Py_BuildValue("{sN}", "conntrack_in", m);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The facade (firewall.py Firewall.process), for a packet that arrives (PREROUTING), is not
+ * a fragment, meets no timer due, and is an established TCP segment of an entry conntrack_in
+ * takes in C: without rule sets and interfaces (a plain replay) the whole decision; with a
+ * rule set, a packet whose direction has a flow cache record (flowcache.py: the recorded
+ * counters go up, conntrack_in runs, the recorded decision comes out). Everything else is
+ * Firewall.process in Python, called before anything changed. A record whose packet
+ * conntrack sees otherwise continues in Firewall._diverged, as in Python.
+ */
+
+enum { F_TRACKER, F_DEFRAG, F_ENGINE4, F_ENGINE6, F_HOST, F_WANT_OUTPUT, F_TRACE,
+       F_FLOW_CACHE, F_N };
+static const char *const fw_names[F_N] = {"tracker", "defrag", "engine4", "engine6", "host",
+                                          "want_output", "trace", "flow_cache"};
+static SlotMap fw_map;
+enum { DF_V4, DF_V6, DF_N };
+static const char *const defrag_names[DF_N] = {"v4", "v6"};
+static SlotMap defrag_map;
+static const char *const family_names[1] = {"queues"};
+static SlotMap family_map;
+static const char *const expect_names[1] = {"soonest"};
+static SlotMap expect_map;
+enum { H_IFACES, H_GEN, H_N };
+static const char *const host_names[H_N] = {"ifaces", "gen"};
+static SlotMap host_map;
+static const char *const engine_names[1] = {"tables"};
+static SlotMap engine_map;
+enum { FE_ENGINE, FE_IFACE, FE_MARK, FE_TOS, FE_HOSTGEN, FE_CTINFO, FE_PRE, FE_POST, FE_PATH,
+       FE_OUT_IFACE, FE_VERDICT, FE_SOURCE, FE_REASON, FE_N };
+static const char *const fe_names[FE_N] = {"engine", "iface", "mark", "tos", "hostgen",
+    "ctinfo", "pre", "post", "path", "out_iface", "verdict", "source", "reason"};
+static SlotMap fe_map;
+enum { D_VERDICT, D_PKT, D_REASON, D_CT, D_CTINFO, D_PATH, D_OUT_IFACE, D_SOURCE, D_N };
+static const char *const dec_names[D_N] = {"verdict", "pkt", "reason", "ct", "ctinfo", "path",
+                                           "out_iface", "source"};
+static SlotMap dec_map;
+static int dec_nall;
+static Py_ssize_t dec_all_off[MAX_SLOTS];
+static PyObject *dec_tmpl[MAX_SLOTS];
+static PyObject *fb_process, *str_accept, *str_nat, *str_diverged, *str_confirm;
+
+/* A Decision with the template's defaults (no __init__ run). */
+static PyObject *
+new_decision(void)
+{
+    PyTypeObject *tp = dec_map.type;
+    PyObject *d = tp->tp_alloc(tp, 0);
+    if (d == NULL)
+        return NULL;
+    for (int i = 0; i < dec_nall; i++) {
+        Py_INCREF(dec_tmpl[i]);
+        SLOT(d, dec_all_off[i]) = dec_tmpl[i];
+    }
+    return d;
+}
+
+/* Bump recorded counters: ``record`` a tuple of (packets list, bytes list, index). 0: the
+ * record is not what flowcache.py makes (nothing was changed); -1: error. */
+static int
+check_record(PyObject *record)
+{
+    if (!PyTuple_CheckExact(record))
+        return 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(record); k++) {
+        PyObject *st = PyTuple_GET_ITEM(record, k);
+        if (!PyTuple_CheckExact(st) || PyTuple_GET_SIZE(st) != 3)
+            return 0;
+        PyObject *pk = PyTuple_GET_ITEM(st, 0), *by = PyTuple_GET_ITEM(st, 1);
+        long long i;
+        if (!PyList_CheckExact(pk) || !PyList_CheckExact(by)
+                || !obj_ll(PyTuple_GET_ITEM(st, 2), 0, LLONG_MAX, &i)
+                || i >= PyList_GET_SIZE(pk) || i >= PyList_GET_SIZE(by))
+            return 0;
+    }
+    return 1;
+}
+
+static int
+bump(PyObject *record, PyObject *length)
+{
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(record); k++) {
+        PyObject *st = PyTuple_GET_ITEM(record, k);
+        PyObject *pk = PyTuple_GET_ITEM(st, 0), *by = PyTuple_GET_ITEM(st, 1);
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(st, 2));
+        if (i < 0 || i >= PyList_GET_SIZE(pk) || i >= PyList_GET_SIZE(by))
+            continue;           /* (a list shrank since the check: cannot happen here) */
+        PyObject *a = PyNumber_Add(PyList_GET_ITEM(pk, i), int_one);
+        if (a == NULL)
+            return -1;
+        PyList_SetItem(pk, i, a);
+        PyObject *b = PyNumber_Add(PyList_GET_ITEM(by, i), length);
+        if (b == NULL)
+            return -1;
+        PyList_SetItem(by, i, b);
+    }
+    return 0;
+}
+
+/* Runs nf_conntrack_confirm when it has something to do (events to deliver, a helper);
+ * 1: accepted, 0: confirm dropped the packet, -1: error. */
+static int
+maybe_confirm(PyObject *tracker, PyObject *ct, PyObject *pkt, PyObject *now)
+{
+    long long events;
+    PyObject *help = SLOT(ct, conn2_map.off[CX_HELP]);
+    if (help == Py_None && slot_ll(ct, conn_map.off[C_EVENTS], 0, 0, &events))
+        return 1;
+    PyObject *r = PyObject_CallMethodObjArgs(tracker, str_confirm, pkt, now, NULL);
+    if (r == NULL)
+        return -1;
+    long v = PyLong_Check(r) ? PyLong_AsLong(r) : 1;
+    Py_DECREF(r);
+    return v != 0;
+}
+
+/* The decision of an accepted packet (ACCEPT, its reason, its entry) or of one confirm
+ * dropped (DROP, the reason, source "conntrack confirm" when rules ran). */
+static PyObject *
+finish(PyObject *tracker, PyObject *pkt, PyObject *now, PyObject *d, int with_rules)
+{
+    PyObject *ct = SLOT(pkt, PK(P_CT));
+    int c = maybe_confirm(tracker, ct, pkt, now);
+    if (c < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    if (c == 0) {
+        PyObject *drop = PyUnicode_InternFromString("DROP");
+        PyObject *reason = SLOT(pkt, PK(P_REASON));
+        Py_INCREF(reason);
+        if (drop == NULL || slot_set(d, dec_map.off[D_VERDICT], drop) < 0
+                || slot_set(d, dec_map.off[D_REASON], reason) < 0
+                || (with_rules && slot_set(d, dec_map.off[D_SOURCE],
+                                           PyUnicode_FromString("conntrack confirm")) < 0)) {
+            Py_DECREF(d);
+            return NULL;
+        }
+        return d;
+    }
+    ct = SLOT(pkt, PK(P_CT));
+    PyObject *ctinfo = SLOT(pkt, PK(P_CTINFO));
+    Py_INCREF(ct);
+    Py_INCREF(ctinfo);
+    if (slot_set(d, dec_map.off[D_CT], ct) < 0 || slot_set(d, dec_map.off[D_CTINFO], ctinfo) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+static inline int
+is_false(PyObject *v)
+{
+    return v == Py_False || (PyLong_CheckExact(v) && PyLong_AsLong(v) == 0);
+}
+
+/* 1: *result set; 0: Firewall.process in Python (nothing changed); -1: error */
+static int
+fast_process(PyObject *fw, PyObject *pkt, PyObject *now, PyObject **result)
+{
+    if (fw_map.type == NULL || Py_TYPE(fw) != fw_map.type || Py_TYPE(pkt) != pkt_map.type
+            || !PyFloat_CheckExact(now))
+        return 0;
+    double t = PyFloat_AS_DOUBLE(now);
+    PyObject *tracker = SLOT(fw, fw_map.off[F_TRACKER]);
+    if (tracker == NULL || Py_TYPE(tracker) != tracker_map.type)
+        return 0;
+    PyObject *table = SLOT(tracker, tracker_map.off[T_TABLE]);
+    PyObject *expect = SLOT(tracker, tracker_map.off[T_EXPECT]);
+    if (table == NULL || Py_TYPE(table) != table_map.type || expect == NULL
+            || Py_TYPE(expect) != expect_map.type)
+        return 0;
+    PyObject *s1 = SLOT(table, table_map.off[TB_SOONEST]);
+    PyObject *s2 = SLOT(expect, expect_map.off[0]);
+    if (s1 == NULL || s2 == NULL || !PyFloat_CheckExact(s1) || !PyFloat_CheckExact(s2)
+            || t >= PyFloat_AS_DOUBLE(s1) || t >= PyFloat_AS_DOUBLE(s2))
+        return 0;                                   /* timers due: Python expires first */
+    PyObject *defrag = SLOT(fw, fw_map.off[F_DEFRAG]);
+    if (defrag == NULL || Py_TYPE(defrag) != defrag_map.type)
+        return 0;
+    for (int f = DF_V4; f <= DF_V6; f++) {
+        PyObject *fam = SLOT(defrag, defrag_map.off[f]);
+        if (fam == NULL || Py_TYPE(fam) != family_map.type)
+            return 0;
+        PyObject *q = SLOT(fam, family_map.off[0]);
+        if (q == NULL || !PyDict_Check(q) || PyDict_GET_SIZE(q) != 0)
+            return 0;
+    }
+    long long proto, fragoff, fho, l3num;
+    PyObject *mf = SLOT(pkt, PK(P_MF));
+    if (mf == NULL || !is_false(mf) || !slot_ll(pkt, PK(P_FRAGOFF), 0, 0, &fragoff)
+            || !slot_ll(pkt, PK(P_FRAG_HDR_OFF), LLONG_MIN, -1, &fho)
+            || !slot_ll(pkt, PK(P_PROTO), 6, 6, &proto)
+            || !slot_ll(pkt, PK(P_L3NUM), 0, LLONG_MAX, &l3num))
+        return 0;
+    PyObject *want_output = SLOT(fw, fw_map.off[F_WANT_OUTPUT]);
+    PyObject *host = SLOT(fw, fw_map.off[F_HOST]);
+    if (want_output != Py_False || host == NULL || !PyObject_TypeCheck(host, host_map.type))
+        return 0;
+    PyObject *engine = SLOT(fw, fw_map.off[l3num == 10 ? F_ENGINE6 : F_ENGINE4]);
+    if (engine == NULL)
+        return 0;
+
+    if (engine == Py_None) {
+        /* Firewall._conntrack_only without interfaces */
+        PyObject *ifaces = SLOT(host, host_map.off[H_IFACES]);
+        if (ifaces == NULL || !PyDict_Check(ifaces) || PyDict_GET_SIZE(ifaces) != 0)
+            return 0;
+        PyObject *res;
+        int r = fast_conntrack_in(tracker, pkt, now, int_zero, &res);
+        if (r <= 0)
+            return r;
+        Py_DECREF(res);
+        PyObject *d = new_decision();
+        if (d == NULL)
+            return -1;
+        PyObject *reason = SLOT(pkt, PK(P_REASON));
+        Py_INCREF(str_accept);
+        Py_INCREF(pkt);
+        Py_INCREF(reason);
+        if (slot_set(d, dec_map.off[D_VERDICT], str_accept) < 0
+                || slot_set(d, dec_map.off[D_PKT], pkt) < 0
+                || slot_set(d, dec_map.off[D_REASON], reason) < 0) {
+            Py_DECREF(d);
+            return -1;
+        }
+        *result = finish(tracker, pkt, now, d, 0);
+        return *result ? 1 : -1;
+    }
+
+    /* Firewall._cached */
+    if (Py_TYPE(engine) != engine_map.type || SLOT(fw, fw_map.off[F_FLOW_CACHE]) != Py_True
+            || SLOT(fw, fw_map.off[F_TRACE]) != Py_False)
+        return 0;
+    PyObject *tables = SLOT(engine, engine_map.off[0]);
+    if (tables == NULL || !PyDict_CheckExact(tables))
+        return 0;
+    int hasnat = PyDict_Contains(tables, str_nat);
+    if (hasnat != 0)
+        return hasnat < 0 ? -1 : 0;
+    PyObject *hash = SLOT(table, table_map.off[TB_HASH]);
+    PyObject *src = SLOT(pkt, PK(P_SRC)), *dst = SLOT(pkt, PK(P_DST));
+    PyObject *sport = SLOT(pkt, PK(P_SPORT)), *dport = SLOT(pkt, PK(P_DPORT));
+    if (hash == NULL || !PyDict_CheckExact(hash) || src == NULL || dst == NULL
+            || sport == NULL || dport == NULL)
+        return 0;
+    PyObject *key = PyTuple_Pack(6, src, dst, SLOT(pkt, PK(P_PROTO)), sport, dport, int_zero);
+    if (key == NULL)
+        return -1;
+    PyObject *ct = PyDict_GetItemWithError(hash, key);
+    if (ct == NULL) {
+        Py_DECREF(key);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(ct);
+    int rc = 0;
+    PyObject *e = NULL, *length = NULL, *d = NULL;
+    long long status;
+    PyObject *fc, *timeout, *orig;
+    if (Py_TYPE(ct) != conn2_map.type || (fc = SLOT(ct, conn2_map.off[CX_FC])) == NULL
+            || !PyList_CheckExact(fc) || PyList_GET_SIZE(fc) != 2
+            || (timeout = SLOT(ct, conn2_map.off[CX_TIMEOUT])) == NULL
+            || !PyFloat_CheckExact(timeout) || PyFloat_AS_DOUBLE(timeout) <= t
+            || (orig = SLOT(ct, conn2_map.off[CX_ORIG])) == NULL
+            || !slot_ll(ct, conn_map.off[C_STATUS], 0, LLONG_MAX, &status))
+        goto out;
+    int eq = PyObject_RichCompareBool(key, orig, Py_EQ);
+    if (eq < 0) {
+        rc = -1;
+        goto out;
+    }
+    long want = eq ? 0 : 3;
+    if (eq && !(status & IPS_SEEN_REPLY))
+        goto out;
+    e = PyList_GET_ITEM(fc, eq ? 0 : 1);
+    Py_INCREF(e);
+    if (Py_TYPE(e) != fe_map.type)
+        goto out;
+    long long ectinfo, emark, pmark, etos, ptos;
+    PyObject *eiface = SLOT(e, fe_map.off[FE_IFACE]), *piface = SLOT(pkt, PK(P_IFACE));
+    PyObject *egen = SLOT(e, fe_map.off[FE_HOSTGEN]), *hgen = SLOT(host, host_map.off[H_GEN]);
+    PyObject *pre = SLOT(e, fe_map.off[FE_PRE]), *post = SLOT(e, fe_map.off[FE_POST]);
+    if (SLOT(e, fe_map.off[FE_ENGINE]) != engine
+            || !slot_ll(e, fe_map.off[FE_CTINFO], want, want, &ectinfo)
+            || !slot_ll(e, fe_map.off[FE_MARK], LLONG_MIN, LLONG_MAX, &emark)
+            || !slot_ll(pkt, PK(P_MARK), LLONG_MIN, LLONG_MAX, &pmark) || emark != pmark
+            || !slot_ll(e, fe_map.off[FE_TOS], LLONG_MIN, LLONG_MAX, &etos)
+            || !slot_ll(pkt, PK(P_TOS), LLONG_MIN, LLONG_MAX, &ptos) || etos != ptos
+            || eiface == NULL || piface == NULL || egen == NULL || hgen == NULL
+            || pre == NULL || post == NULL)
+        goto out;
+    if (eiface != piface) {
+        int same = PyObject_RichCompareBool(eiface, piface, Py_EQ);
+        if (same <= 0) {
+            rc = same;
+            goto out;
+        }
+    }
+    int samegen = PyObject_RichCompareBool(egen, hgen, Py_EQ);
+    if (samegen <= 0) {
+        rc = samegen;
+        goto out;
+    }
+    if (check_record(pre) <= 0 || check_record(post) <= 0)
+        goto out;
+    /* from here on the packet is ours: no fallback to Firewall.process */
+    PyObject *buf = SLOT(pkt, PK(P_BUF));
+    if (buf == NULL || !PyBytes_CheckExact(buf))
+        goto out;
+    length = PyLong_FromSsize_t(PyBytes_GET_SIZE(buf));
+    if (length == NULL || bump(pre, length) < 0) {
+        rc = -1;
+        goto out;
+    }
+    PyObject *ret;
+    int r = 0;
+    if (SLOT(pkt, PK(P_CT)) == Py_None && SLOT(pkt, PK(P_UNTRACKED)) == Py_False
+            && SLOT(pkt, PK(P_L4ERR)) == Py_None
+            && SLOT(tracker, tracker_map.off[T_IS24]) == Py_False && tcp_l4(tracker)) {
+        r = fast_tcp_error(tracker, pkt, int_zero);
+        if (r > 0)
+            r = established_in(tracker, pkt, now, key, ct, &ret);
+    }
+    if (r < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (r == 0) {
+        PyObject *stack[5] = {NULL, tracker, pkt, now, int_zero};
+        ret = PyObject_Vectorcall(fb_conntrack_in, stack + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                  NULL);
+        if (ret == NULL) {
+            rc = -1;
+            goto out;
+        }
+    }
+    long long got_ctinfo;
+    int same = SLOT(pkt, PK(P_CT)) == ct && slot_ll(pkt, PK(P_CTINFO), want, want, &got_ctinfo)
+        && PyLong_Check(ret) && PyLong_AsLong(ret) != 0;
+    if (!same) {
+        /* conntrack sees it otherwise: Firewall._diverged(engine, pkt, now, ret) */
+        *result = PyObject_CallMethodObjArgs(fw, str_diverged, engine, pkt, now, ret, NULL);
+        Py_DECREF(ret);
+        rc = *result ? 1 : -1;
+        goto out;
+    }
+    Py_DECREF(ret);
+    if (bump(post, length) < 0) {
+        rc = -1;
+        goto out;
+    }
+    d = new_decision();
+    if (d == NULL) {
+        rc = -1;
+        goto out;
+    }
+    PyObject *verdict = SLOT(e, fe_map.off[FE_VERDICT]);
+    int accept = PyUnicode_Check(verdict) && PyUnicode_Compare(verdict, str_accept) == 0;
+    PyObject *reason = accept ? SLOT(pkt, PK(P_REASON)) : SLOT(e, fe_map.off[FE_REASON]);
+    PyObject *vals[6] = {verdict, pkt, reason, SLOT(e, fe_map.off[FE_PATH]),
+                         SLOT(e, fe_map.off[FE_OUT_IFACE]), SLOT(e, fe_map.off[FE_SOURCE])};
+    int offs[6] = {D_VERDICT, D_PKT, D_REASON, D_PATH, D_OUT_IFACE, D_SOURCE};
+    for (int k = 0; k < 6; k++) {
+        Py_INCREF(vals[k]);
+        if (slot_set(d, dec_map.off[offs[k]], vals[k]) < 0) {
+            rc = -1;
+            goto out;
+        }
+    }
+    if (!accept) {
+        *result = d;
+        d = NULL;
+        rc = 1;
+        goto out;
+    }
+    *result = finish(tracker, pkt, now, d, 1);
+    d = NULL;
+    rc = *result ? 1 : -1;
+out:
+    Py_XDECREF(d);
+    Py_XDECREF(length);
+    Py_XDECREF(e);
+    Py_DECREF(ct);
+    Py_DECREF(key);
+    return rc;
+}
+
+static PyObject *
+sp_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    /* process(self, pkt, now, hook=NF_INET_PRE_ROUTING) */
+    long long hook = 0;
+    if (kwnames == NULL && (nargs == 2 || (nargs == 3 && obj_ll(args[2], 0, 0, &hook)))) {
+        PyObject *res;
+        int r = fast_process(self, args[0], args[1], &res);
+        if (r > 0)
+            return res;
+        if (r < 0)
+            return NULL;
+    }
+    return call_with_self(fb_process, self, args, nargs, kwnames);
+}
+
+static PyMethodDef process_def = {
+    "process", (PyCFunction)(void (*)(void))sp_process, METH_FASTCALL | METH_KEYWORDS,
+    "Firewall.process (C for an established TCP segment without rules, or with a flow cache "
+    "record; Python for the rest)."};
+
+static PyObject *
+sp_firewall_methods(PyObject *mod, PyObject *args)
+{
+    PyObject *cls, *process_py, *dec_cls, *dec_tmpl_obj, *defrag_cls, *family_cls, *expect_cls;
+    PyObject *host_cls, *engine_cls, *fe_cls, *accept;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOU", &cls, &process_py, &dec_cls, &dec_tmpl_obj,
+                          &defrag_cls, &family_cls, &expect_cls, &host_cls, &engine_cls,
+                          &fe_cls, &accept))
+        return NULL;
+    if (tracker_map.type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tracker_methods first");
+        return NULL;
+    }
+    if (!PyCallable_Check(process_py) || Py_TYPE(dec_tmpl_obj) != (PyTypeObject *)dec_cls
+            || ((PyTypeObject *)dec_cls)->tp_base != &PyBaseObject_Type) {
+        PyErr_SetString(PyExc_TypeError, "firewall_methods: bad arguments");
+        return NULL;
+    }
+    /* every slot of Decision and its default (immutable: None, numbers, str, ()) */
+    PyObject *slots = PyObject_GetAttrString(dec_cls, "__slots__");
+    if (slots == NULL)
+        return NULL;
+    PyObject *seq = PySequence_Fast(slots, "__slots__ must be a sequence");
+    Py_DECREF(slots);
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t off[MAX_SLOTS];
+    PyObject *val[MAX_SLOTS];
+    if (n > MAX_SLOTS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_TypeError, "Decision layout not supported");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+        if (name == NULL || (off[i] = member_offset(dec_cls, name)) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        val[i] = SLOT(dec_tmpl_obj, off[i]);
+        if (val[i] == NULL || !(is_immutable_default(val[i])
+                                || (PyTuple_CheckExact(val[i]) && PyTuple_GET_SIZE(val[i]) == 0))) {
+            PyErr_Format(PyExc_TypeError, "Decision.%s has no immutable default", name);
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    if (bind_map(&fw_map, cls, fw_names, F_N) < 0
+            || bind_map(&dec_map, dec_cls, dec_names, D_N) < 0
+            || bind_map(&defrag_map, defrag_cls, defrag_names, DF_N) < 0
+            || bind_map(&family_map, family_cls, family_names, 1) < 0
+            || bind_map(&expect_map, expect_cls, expect_names, 1) < 0
+            || bind_map(&host_map, host_cls, host_names, H_N) < 0
+            || bind_map(&engine_map, engine_cls, engine_names, 1) < 0
+            || bind_map(&fe_map, fe_cls, fe_names, FE_N) < 0)
+        return NULL;
+    for (int i = 0; i < dec_nall; i++)
+        Py_CLEAR(dec_tmpl[i]);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        dec_all_off[i] = off[i];
+        Py_INCREF(val[i]);
+        dec_tmpl[i] = val[i];
+    }
+    dec_nall = (int)n;
+    Py_INCREF(process_py);
+    Py_XSETREF(fb_process, process_py);
+    Py_INCREF(accept);
+    Py_XSETREF(str_accept, accept);
+    PyObject *m = PyDescr_NewMethod((PyTypeObject *)cls, &process_def);
+    if (m == NULL)
+        return NULL;
+    return Py_BuildValue("{sN}", "process", m);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1413,6 +2169,11 @@ static PyMethodDef methods[] = {
      "tcp_methods(Tcp, error_py, packet_py, new_py, l4_factory, Conn, Settings, index, flat, "
      "valid, timeout_names, syn_sent2_timeout, layout) -> {'error': ..., 'packet': ..., "
      "'new': ...}"},
+    {"firewall_methods", sp_firewall_methods, METH_VARARGS,
+     "firewall_methods(Firewall, process_py, Decision, template, Defrag, defrag family, "
+     "ExpectTable, HostModel, Engine, FlowEntry, ACCEPT) -> {'process': ...}"},
+    {"tracker_methods", sp_tracker_methods, METH_VARARGS,
+     "tracker_methods(Tracker, conntrack_in_py, Table, Conn) -> {'conntrack_in': ...}"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1431,7 +2192,17 @@ PyInit__speedups(void)
     }
     str_settings = PyUnicode_InternFromString("settings");
     str_refresh_acct = PyUnicode_InternFromString("refresh_acct");
-    if (str_settings == NULL || str_refresh_acct == NULL)
+    str_file = PyUnicode_InternFromString("file");
+    str_nat = PyUnicode_InternFromString("nat");
+    str_diverged = PyUnicode_InternFromString("_diverged");
+    str_confirm = PyUnicode_InternFromString("confirm");
+    if (str_nat == NULL || str_diverged == NULL || str_confirm == NULL)
+        return NULL;
+    int_zero = PyLong_FromLong(0);
+    int_one = PyLong_FromLong(1);
+    int_three = PyLong_FromLong(3);
+    if (str_settings == NULL || str_refresh_acct == NULL || str_file == NULL
+            || int_zero == NULL || int_one == NULL || int_three == NULL)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 from typing import Any, Final, Sequence
 
-from .conntrack.conn import (IP_CT_ESTABLISHED_REPLY, IP_CT_RELATED, IP_CT_RELATED_REPLY,
-                             Conn)
+from .conntrack.conn import (IP_CT_ESTABLISHED, IP_CT_ESTABLISHED_REPLY, IP_CT_RELATED,
+                             IP_CT_RELATED_REPLY, IPS_CONFIRMED, IPS_SEEN_REPLY, Conn)
 from .conntrack.core import VERDICT_DROP, Tracker
 from .conntrack.defrag import Defrag
 from .conntrack.proto.base import (NF_INET_FORWARD, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                    NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING)
 from .conntrack.sysctl import Settings
+from .flowcache import FlowEntry, Step, replay, steps, store
 from .host import HostModel
 from .packet.decode import decode_ip
 from .packet.packet import AF_INET6, Packet, ParseError
@@ -136,17 +137,19 @@ class Firewall:
     """A host with conntrack and, optionally, iptables/ip6tables rule sets."""
 
     __slots__ = ("settings", "tracker", "defrag", "host", "engine4", "engine6", "trace",
-                 "_ctx_type", "nat", "want_output", "_plans")
+                 "_ctx_type", "nat", "want_output", "_plans", "flow_cache")
 
     def __init__(self, settings: Settings | None = None, tracker: Tracker | None = None,
                  rules4: Any = None, rules6: Any = None, host: HostModel | None = None,
-                 trace: bool = False, want_output: bool = False) -> None:
+                 trace: bool = False, want_output: bool = False,
+                 flow_cache: bool = True) -> None:
         self.settings = settings if settings is not None else Settings()
         self.tracker = tracker if tracker is not None else Tracker(self.settings)
         self.defrag = Defrag(self.settings)
         self.host = host if host is not None else HostModel()
         self.trace = trace
         self.want_output = want_output      # fill Decision.out (replay --write)
+        self.flow_cache = flow_cache        # replay established flows' traversals
         self._plans: dict[int, dict[int, tuple[str, ...]]] = {}
         self.nat: Any = None                # statewall.nat.Nat when a nat table is loaded
         self.engine4: Any = None
@@ -235,10 +238,14 @@ class Firewall:
                 d.reason = d.route_drop
                 d.source = "routing"
                 return d
-        if tracker.confirm(pkt, now) == VERDICT_DROP:
-            d.verdict = DROP
-            d.reason = pkt.reason
-            return d
+        ct = pkt.ct
+        if ct is not None and (ct.events or ct.help is not None
+                               or not ct.status & IPS_CONFIRMED):
+            # (confirm has nothing to do for a confirmed entry without helper or events)
+            if tracker.confirm(pkt, now) == VERDICT_DROP:
+                d.verdict = DROP
+                d.reason = pkt.reason
+                return d
         d.ct = pkt.ct
         d.ctinfo = pkt.ctinfo
         if self.want_output:
@@ -291,6 +298,14 @@ class Firewall:
 
     def _with_rules(self, engine: Any, pkt: Packet, now: float, hook: int,
                     generated: bool = False) -> Decision:
+        rec: list[Step] | None = None
+        if (hook == NF_INET_PRE_ROUTING and self.flow_cache and not generated
+                and not self.trace and (pkt.proto == 6 or pkt.proto == 17)
+                and "nat" not in engine.tables):
+            hit = self._cached(engine, pkt, now)
+            if hit is not None:
+                return hit
+            rec = []                            # record this packet's traversals
         tracker = self.tracker
         host = self.host
         d = Decision(ACCEPT, pkt)
@@ -309,21 +324,45 @@ class Firewall:
                              local_addrs=host.local, tracker=tracker, pkttype=None)
         nat = self.nat if "nat" in engine.tables else None
         first = HOOK_NAMES[hook]
-        plan = self._plan(engine)
         # raw, before conntrack (only when the rule set loads a raw table: the kernel
         # registers a table's hooks only then)
         template = None
         if engine.has_chain("raw", first):
+            if rec is not None:
+                ctx.hits = []
             res = engine.run("raw", first, pkt, ctx, trace=self.trace)
             if not self._absorb(d, res, "raw", first):
                 return d
             template = res.ct_template
+            if rec is not None and ctx.hits:
+                rec = steps(engine.tables["raw"], ctx.hits)
         if nat is not None:
             nat.prime(tracker, pkt, 0 if template is None else template.zone)
         if template is not None:
             ret = tracker.conntrack_in(pkt, now, hook, template)
+            rec = None
         else:
             ret = tracker.conntrack_in(pkt, now, hook)
+        return self._after_conntrack(engine, d, ctx, pkt, now, hook, generated, ret,
+                                     out_iface, rec)
+
+    def _after_conntrack(self, engine: Any, d: Decision, ctx: Any, pkt: Packet, now: float,
+                         hook: int, generated: bool, ret: int, out_iface: str | None,
+                         rec: list[Step] | None) -> Decision:
+        """Everything after conntrack_in: the tables of each hook, routing, confirm. With
+        ``rec`` (raw's recorded counters) an established packet's traversals are recorded
+        for the flow cache."""
+        tracker = self.tracker
+        host = self.host
+        local_out = hook == NF_INET_LOCAL_OUT
+        nat = self.nat if "nat" in engine.tables else None
+        plan = self._plan(engine)
+        post: list[Step] | None = None
+        if rec is not None and pkt.ct is not None and not ctx.volatile and (
+                pkt.ctinfo == IP_CT_ESTABLISHED or pkt.ctinfo == IP_CT_ESTABLISHED_REPLY):
+            post = []
+        else:
+            ctx.hits = None
         if ret == VERDICT_DROP:
             if not generated:
                 tracker.release(pkt)
@@ -348,12 +387,18 @@ class Firewall:
                         continue
                     ok = self._nat_hook(engine, d, nat, pkt, ctx, h, hname, out_iface, now)
                 else:
+                    if post is not None:
+                        ctx.hits = []
                     res = engine.run(table, hname, pkt, ctx, trace=self.trace)
                     ok = self._absorb(d, res, table, hname)
+                    if post is not None and ctx.hits:
+                        post += steps(engine.tables[table], ctx.hits)
                 if not ok:
                     if not generated:
                         tracker.release(pkt)
                     self._reject_replies(engine, d, pkt, now, hook)
+                    if post is not None and rec is not None:
+                        self._record(engine, pkt, d, ctx, rec, post)
                     return d
             if i == 0:
                 if not local_out:
@@ -392,9 +437,83 @@ class Firewall:
         d.ctinfo = pkt.ctinfo
         if pkt.buf is not seen:
             d.seen = seen
+        if post is not None and rec is not None:
+            self._record(engine, pkt, d, ctx, rec, post)
         if self.want_output:
             self._output(d, pkt, hook)
         return d
+
+    # -- the flow cache (flowcache.py) ---------------------------------------------------
+    def _record(self, engine: Any, pkt: Packet, d: Decision, ctx: Any, rec: list[Step],
+                post: list[Step]) -> None:
+        """Keep what this established packet's traversals did, when nothing in them can
+        change within its flow."""
+        ct = pkt.ct
+        if ctx.volatile or ct is None or d.emitted or d.nat:
+            return
+        ctinfo = pkt.ctinfo
+        store(ct, 0 if ctinfo == IP_CT_ESTABLISHED else 1, FlowEntry(
+            engine, pkt.iface, pkt.mark, pkt.tos, self.host.gen, ctinfo, tuple(rec),
+            tuple(post), tuple(d.path), d.out_iface, d.verdict, d.source,
+            d.reason if d.verdict == DROP else None))
+
+    def _cached(self, engine: Any, pkt: Packet, now: float) -> Decision | None:
+        """An established TCP/UDP packet whose direction has a valid record: replay it
+        (None: take the full path)."""
+        tracker = self.tracker
+        key = (pkt.src, pkt.dst, pkt.proto, pkt.sport, pkt.dport, 0)
+        ct = tracker.table.hash.get(key)
+        if ct is None:
+            return None
+        fc = ct.fc
+        if fc is None or ct.timeout <= now:
+            return None
+        if key == ct.orig:
+            if not ct.status & IPS_SEEN_REPLY:
+                return None
+            e: FlowEntry | None = fc[0]
+            want = IP_CT_ESTABLISHED
+        else:
+            e = fc[1]
+            want = IP_CT_ESTABLISHED_REPLY
+        if (e is None or e.engine is not engine or e.iface != pkt.iface or e.ctinfo != want
+                or e.mark != pkt.mark or e.tos != pkt.tos or e.hostgen != self.host.gen):
+            return None
+        length = len(pkt.buf)
+        if e.pre:
+            replay(e.pre, length)
+        ret = tracker.conntrack_in(pkt, now, NF_INET_PRE_ROUTING)
+        if ret == VERDICT_DROP or pkt.ct is not ct or pkt.ctinfo != want:
+            return self._diverged(engine, pkt, now, ret)
+        replay(e.post, length)
+        verdict = e.verdict
+        d = Decision(verdict, pkt, pkt.reason if verdict == ACCEPT else e.reason)
+        d.path = e.path
+        d.out_iface = e.out_iface
+        d.source = e.source
+        if verdict != ACCEPT:
+            return d
+        if (ct.events or ct.help is not None) and tracker.confirm(pkt, now) == VERDICT_DROP:
+            d.verdict = DROP
+            d.reason = pkt.reason
+            d.source = "conntrack confirm"
+            return d
+        d.ct = ct
+        d.ctinfo = want
+        if self.want_output:
+            self._output(d, pkt, NF_INET_PRE_ROUTING)
+        return d
+
+    def _diverged(self, engine: Any, pkt: Packet, now: float, ret: int) -> Decision:
+        """A cached packet that conntrack sees otherwise (INVALID, a reopen): the rest of
+        the full path (raw already ran)."""
+        d = Decision(ACCEPT, pkt)
+        d.path = ["PREROUTING"]
+        host = self.host
+        ctx = self._ctx_type(now=now, in_iface=pkt.iface, out_iface=None,
+                             local_addrs=host.local, tracker=self.tracker, pkttype=None)
+        return self._after_conntrack(engine, d, ctx, pkt, now, NF_INET_PRE_ROUTING, False,
+                                     ret, None, None)
 
     def _plan(self, engine: Any) -> dict[int, tuple[str, ...]]:
         """Per hook, the tables after conntrack that the rule set loads (nat always kept:
@@ -510,3 +629,32 @@ class Firewall:
         if a is None:
             return b
         return a if b is None else min(a, b)
+
+
+# -- the C accelerator (statewall/_speedups.c) ------------------------------------------------
+process_py: Final = Firewall.process     # the reference the C path must equal
+
+
+def _accelerate() -> bool:
+    """Install the C ``process``: an established TCP segment without rule sets and
+    interfaces, or one whose direction has a flow cache record; everything else is
+    ``process_py``, called before anything changed. False: it stays pure Python."""
+    from .conntrack import core
+    if not core.ACCELERATED:
+        return False
+    try:
+        from . import _speedups
+        from .conntrack.defrag import _Family
+        from .conntrack.expect import ExpectTable
+        from .rules.engine import Engine
+        methods = _speedups.firewall_methods(Firewall, process_py, Decision,
+                                             Decision(ACCEPT, None), Defrag, _Family,
+                                             ExpectTable, HostModel, Engine, FlowEntry, ACCEPT)
+    except (ImportError, AttributeError, TypeError, ValueError, RuntimeError):
+        return False
+    for name, method in methods.items():
+        setattr(Firewall, name, method)
+    return True
+
+
+ACCELERATED: Final = _accelerate()

@@ -17,7 +17,8 @@ which statewall does not model).
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, NamedTuple
+import itertools
+from typing import Final, Iterable, NamedTuple
 
 IfAddr = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -104,10 +105,13 @@ def parse_route(text: str) -> Route:
     return Route(net, via, dev)
 
 
+_GENERATIONS: Final = itertools.count(1)
+
+
 class HostModel:
     """Interfaces, addresses and a routing table; answers the questions the path asks."""
 
-    __slots__ = ("ifaces", "local", "broadcast", "routes", "_cache", "first_addr")
+    __slots__ = ("ifaces", "local", "broadcast", "routes", "_cache", "first_addr", "gen")
 
     def __init__(self, ifaces: Iterable[Iface] = (), routes: Iterable[Route] = (),
                  default_dev: str | None = None) -> None:
@@ -135,6 +139,7 @@ class HostModel:
         # longest prefix first; the first route added wins between equal prefixes
         self.routes = sorted(rts, key=lambda r: -r.net.prefixlen)
         self._cache: dict[bytes, str | None] = {}
+        self.gen = next(_GENERATIONS)   # changes whenever addresses or routes are re-read
 
     def is_local(self, addr: bytes) -> bool:
         return addr in self.local

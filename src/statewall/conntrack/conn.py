@@ -139,12 +139,13 @@ class Conn:
     a helper or made from an expectation, else None. nat: the NAT extension
     (``statewall.nat.core.NatExt``: MASQUERADE's interface, sequence adjustment), created
     only for entries that need one, else None; the binding itself is the reply tuple and
-    the IPS_*NAT* bits.
+    the IPS_*NAT* bits. fc: the rule traversals cached for the established packets of
+    each direction (``statewall.flowcache``), or None.
     """
 
     __slots__ = ("orig", "reply", "status", "timeout", "l3num", "proto", "state", "l4",
                  "mark", "zone", "acct", "master", "helper", "id", "start", "events",
-                 "bucket", "help", "nat")
+                 "bucket", "help", "nat", "fc")
 
     orig: Tuple
     reply: Tuple
@@ -165,6 +166,7 @@ class Conn:
     bucket: float
     help: Help | None
     nat: Any
+    fc: Any
 
     def __init__(self, orig: Tuple, reply: Tuple, l3num: int, now: float) -> None:
         self.orig = orig
@@ -186,6 +188,7 @@ class Conn:
         self.bucket = -1.0
         self.help = None
         self.nat = None
+        self.fc = None              # flowcache.FlowEntry per direction, or None
 
     def __repr__(self) -> str:
         return f"<Conn id={self.id} proto={self.proto} state={self.state} status={self.status:#x}>"

@@ -388,3 +388,26 @@ class Tracker:
         """Live confirmed entries (expired ones are reaped first), oldest first."""
         self.expire(now)
         return [ct for ct in self.table.entries() if ct.timeout > now]
+
+
+# -- the C accelerator (statewall/_speedups.c) ------------------------------------------------
+conntrack_in_py: Final = Tracker.conntrack_in     # the reference the C path must equal
+
+
+def _accelerate() -> bool:
+    """Install the C ``conntrack_in`` (an established TCP segment; everything else is
+    ``conntrack_in_py``, called before anything changed). False: it stays pure Python."""
+    from .proto import tcp as _tcp
+    if not _tcp.ACCELERATED:                      # (binds Packet, Conn and Settings)
+        return False
+    try:
+        from .. import _speedups
+        methods = _speedups.tracker_methods(Tracker, conntrack_in_py, Table, Conn)
+    except (ImportError, AttributeError, TypeError, ValueError, RuntimeError):
+        return False
+    for name, method in methods.items():
+        setattr(Tracker, name, method)
+    return True
+
+
+ACCELERATED: Final = _accelerate()

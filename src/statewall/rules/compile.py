@@ -98,13 +98,30 @@ def compile_table(table: Table, family: int, shared: dict[str, Any]) -> Compiled
     return ct
 
 
+def _volatile(p: Any, c: Any) -> bool:
+    """First predicate of a rule whose answer may change within a flow (flowcache.py)."""
+    c.volatile = True
+    return True
+
+
+def _volatile_target(fn: TargetFn) -> TargetFn:
+    def target(p: Any, c: Any, r: Any) -> int:
+        c.volatile = True                       # a target ran: never replayed from cache
+        return fn(p, c, r)
+    return target
+
+
 def compile_rule(rule: Rule, family: int, env: Env, index: dict[str, int],
                  k: int) -> CompiledRule:
     preds = ip_preds(rule.ip, family)
+    stable = True
     for m in rule.matches:
         mext = registry.find_match(m.name, family)
         assert mext is not None
         preds.append(mext.compile(m.info, env))
+        stable = stable and mext.flow_stable(m.info)
+    if not stable:
+        preds.insert(0, _volatile)
     t = rule.target
     kind: int
     arg: Any = None
@@ -121,7 +138,7 @@ def compile_rule(rule: Rule, family: int, env: Env, index: dict[str, int],
         text = registry.find_target(t.name, family)
         assert text is not None
         fn: TargetFn = text.compile(t.info, env)
-        kind, arg = K_TARGET, fn
+        kind, arg = K_TARGET, _volatile_target(fn)
     return chain_preds(preds), kind, arg, k
 
 

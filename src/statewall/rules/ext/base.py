@@ -201,6 +201,13 @@ class MatchExt(Ext):
     def compile(self, info: Any, env: Env) -> Pred:
         raise NotImplementedError
 
+    def flow_stable(self, info: Any) -> bool:
+        """Does this match give the same answer for every ESTABLISHED packet of one
+        connection in one direction, through one interface (it reads only the tuple, the
+        interfaces, ctinfo or facts fixed when the entry was created)? Then the flow cache
+        (flowcache.py) may replay its outcome. False unless a match says so."""
+        return False
+
 
 class TargetExt(Ext):
     terminal: bool = False           # never returns XT_CONTINUE (documentation only)

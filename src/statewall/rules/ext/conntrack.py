@@ -104,6 +104,9 @@ class State(MatchExt):
     def show(self, i: StateInfo, family: int) -> str:
         return f" state {'!' if i.invert else ''}{_states_text(i.mask)}"
 
+    def flow_stable(self, info: Any) -> bool:
+        return True
+
     def compile(self, i: StateInfo, env: Env) -> Pred:
         return state_pred(i.mask, i.invert)
 
@@ -236,6 +239,9 @@ class Conntrack(MatchExt):
             out.append(f" {pfx}ctdir {'REPLY' if i.dir_reply else 'ORIGINAL'}")
         return "".join(out)
 
+    def flow_stable(self, info: Any) -> bool:
+        return info.status is None and info.expire is None   # both change with time
+
     def compile(self, i: ConntrackInfo, env: Env) -> Pred:
         state, state_inv = i.state, i.state_inv
         if state is not None and i == ConntrackInfo(state=state, state_inv=state_inv):
@@ -323,6 +329,9 @@ class Helper(MatchExt):
 
     def show(self, i: HelperInfo, family: int) -> str:
         return f" helper match {'! ' if i.invert else ''}\"{i.name}\""
+
+    def flow_stable(self, info: Any) -> bool:
+        return True
 
     def compile(self, i: HelperInfo, env: Env) -> Pred:
         want, inv = i.name, i.invert

@@ -10,7 +10,7 @@ net/ipv4/netfilter/ip_tables.c ``icmp_match``, net/ipv6/netfilter/ip6_tables.c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import OptionError
 from ..numbers import U8, uint
@@ -142,6 +142,9 @@ class Icmp(MatchExt):
     def show(self, i: IcmpInfo, family: int) -> str:
         return " icmp" + _show_type(i)
 
+    def flow_stable(self, info: Any) -> bool:
+        return True
+
     def compile(self, i: IcmpInfo, env: Env) -> Pred:
         return _icmp_pred(i, any_type=i.type == 0xFF)
 
@@ -161,6 +164,9 @@ class Icmp6(MatchExt):
 
     def show(self, i: IcmpInfo, family: int) -> str:
         return " ipv6-icmp" + _show_type(i)
+
+    def flow_stable(self, info: Any) -> bool:
+        return True
 
     def compile(self, i: IcmpInfo, env: Env) -> Pred:
         return _icmp_pred(i, any_type=False)

@@ -17,7 +17,7 @@ interface holds each one, so the restriction to that interface is not applied.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..addr import ntop, parse_range
 from ..errors import OptionError
@@ -53,6 +53,9 @@ class Comment(MatchExt):
 
     def show(self, i: CommentInfo, family: int) -> str:
         return f" /* {i.comment} */"
+
+    def flow_stable(self, info: Any) -> bool:
+        return True
 
     def compile(self, i: CommentInfo, env: Env) -> Pred:
         return _true
@@ -291,6 +294,9 @@ class Addrtype(MatchExt):
         if kc.family == 6 and (i.source | i.dest) & T_BROADCAST:
             raise OptionError("addrtype: ipv6 does not support BROADCAST matching")
 
+    def flow_stable(self, info: Any) -> bool:
+        return True
+
     def compile(self, i: AddrtypeInfo, env: Env) -> Pred:
         classify = _type4 if env.family == 4 else None
         src, dst, isrc, idst = i.source, i.dest, i.inv_source, i.inv_dest
@@ -385,6 +391,9 @@ class Iprange(MatchExt):
             s += (f" destination IP range{' !' if i.inv_dst else ''} "
                   f"{ntop(i.dst[0])}-{ntop(i.dst[1])}")
         return s
+
+    def flow_stable(self, info: Any) -> bool:
+        return True
 
     def compile(self, i: IprangeInfo, env: Env) -> Pred:
         src, dst, isrc, idst = i.src, i.dst, i.inv_src, i.inv_dst

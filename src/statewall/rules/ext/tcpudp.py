@@ -133,6 +133,9 @@ class Tcp(MatchExt):
             s += f" flags:{'!' if i.finv else ''}0x{i.flg_mask:02X}/0x{i.flg_cmp:02X}"
         return s
 
+    def flow_stable(self, info: Any) -> bool:
+        return not (info.flg_mask or info.finv or info.option or info.oinv)   # ports only
+
     def compile(self, i: TcpInfo, env: Env) -> Pred:
         sp = _in(*i.spts, i.sinv)
         dp = _in(*i.dpts, i.dinv)
@@ -240,6 +243,9 @@ class Udp(MatchExt):
     def show(self, i: UdpInfo, family: int) -> str:
         return " udp" + _ports_show("spt", i.spts, i.sinv) + _ports_show("dpt", i.dpts, i.dinv)
 
+    def flow_stable(self, info: Any) -> bool:
+        return True
+
     def compile(self, i: UdpInfo, env: Env) -> Pred:
         sp = _in(*i.spts, i.sinv)
         dp = _in(*i.dpts, i.dinv)
@@ -333,6 +339,9 @@ class Multiport(MatchExt):
     def check(self, i: MultiportInfo, kc: Any) -> None:
         if kc.ip.proto not in MULTI_PROTOS or kc.ip.inv & 0x40:
             raise OptionError("multiport: only valid for TCP, UDP, UDP-Lite, SCTP and DCCP")
+
+    def flow_stable(self, info: Any) -> bool:
+        return True
 
     def compile(self, i: MultiportInfo, env: Env) -> Pred:
         ranges = tuple((lo, hi) for lo, hi, _ in i.ports)
