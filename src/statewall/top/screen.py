@@ -1,0 +1,169 @@
+"""The curses front of ``statewall top``: refresh loop, keys, resize, colours.
+
+Owns: fetching a snapshot every refresh interval (stretched to at least ``COST_FACTOR``
+times what the last fetch took, so a huge table never keeps a worker busy answering), the
+rates between refreshes (model.update), painting render.screen's lines with attributes
+(bold green NEW, red closing, reverse-video header and status line; bold/dim without
+colours) and turning curses keys into ``View.press`` names. Works on any terminfo
+terminal (xterm, screen, tmux), 80x24 and up, over ssh; a resize repaints.
+Must not know: the daemon's wire format (fetch.py), the columns (render.py).
+"""
+
+from __future__ import annotations
+
+import curses
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from .model import CLOSING, NEW, Row, Snapshot, filter_rows, sort_rows, totals, update
+from .render import ERROR, HEADER, STATUS, TITLE, screen
+from .view import QUIT, REDRAW, REFRESH, View
+
+Fetcher = Callable[[], tuple[list[Row], int]]
+COST_FACTOR: Final = 4
+TICK_MS: Final = 100
+
+
+def keyname(k: Any) -> str:
+    """A key from ``get_wch`` as View.press wants it: characters as they are, special keys
+    by curses' name (KEY_UP, KEY_NPAGE, KEY_RESIZE, ...)."""
+    if isinstance(k, str):
+        return k
+    try:
+        return curses.keyname(k).decode(errors="replace")
+    except (ValueError, curses.error):
+        return ""
+
+
+class Top:
+    def __init__(self, scr: Any, fetcher: Fetcher, view: View, delay: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.scr = scr
+        self.fetcher = fetcher
+        self.view = view
+        self.delay = delay
+        self.interval = delay
+        self.clock = clock
+        self.prev: Snapshot | None = None
+        self.message = ""
+        self.next_at = 0.0
+        self.mono: dict[int, int] = {}
+        self.colour: dict[int, int] = {}
+
+    def _colours(self) -> None:
+        """Attributes per line style: ``mono`` (bold NEW, dim closing) and, when the
+        terminal has colours, ``colour`` (bold green NEW, red closing)."""
+        m = self.mono
+        m[TITLE] = curses.A_BOLD
+        m[HEADER] = m[STATUS] = curses.A_REVERSE
+        m[NEW] = curses.A_BOLD
+        m[CLOSING] = curses.A_DIM
+        m[NEW | CLOSING] = curses.A_BOLD | curses.A_DIM
+        m[ERROR] = curses.A_BOLD | curses.A_REVERSE
+        self.colour = dict(m)
+        if not curses.has_colors():
+            return
+        try:
+            curses.start_color()
+            try:
+                curses.use_default_colors()
+                bg = -1
+            except curses.error:
+                bg = curses.COLOR_BLACK
+            curses.init_pair(1, curses.COLOR_GREEN, bg)
+            curses.init_pair(2, curses.COLOR_RED, bg)
+        except curses.error:
+            return
+        c = self.colour
+        c[NEW] = curses.A_BOLD | curses.color_pair(1)
+        c[CLOSING] = curses.color_pair(2)
+        c[NEW | CLOSING] = curses.A_BOLD | curses.color_pair(2)
+        c[ERROR] = curses.A_BOLD | curses.color_pair(2)
+
+    def refresh(self) -> None:
+        t0 = self.clock()
+        try:
+            rows, total = self.fetcher()
+        except Exception as e:                 # fetch.FetchError and friends: shown, retried
+            self.message = f"{e}"
+            self.next_at = self.clock() + self.delay
+            return
+        t1 = self.clock()
+        self.message = ""
+        self.prev = update(self.prev, Snapshot((t0 + t1) / 2, rows, total))
+        self.interval = max(self.delay, COST_FACTOR * (t1 - t0))
+        self.next_at = t1 + self.interval
+
+    def draw(self) -> None:
+        scr = self.scr
+        h, w = scr.getmaxyx()
+        v = self.view
+        snap = self.prev
+        rows = snap.rows if snap is not None else []
+        shown = sort_rows(filter_rows(rows, v.filter), v.sort, v.reverse)
+        tot = totals(shown, snap.total if snap is not None else 0)
+        msg = self.message or ("" if snap is not None else "waiting for the first snapshot")
+        # one column spare: curses cannot write the bottom-right cell without scrolling
+        lines = screen(v, shown, tot, w - 1, h, time.strftime("%H:%M:%S"), self.interval, msg)
+        scr.erase()
+        attrs = self.colour if v.color else self.mono
+        for y, (text, style) in enumerate(lines):
+            attr = attrs.get(style, 0)
+            if style in (HEADER, STATUS, ERROR):
+                text = text.ljust(w - 1)
+            try:
+                scr.addnstr(y, 0, text, max(0, w - 1), attr)
+            except curses.error:
+                pass
+        if v.prompt is not None:
+            try:
+                curses.curs_set(1)
+                scr.move(len(lines) - 1, min(w - 2, len("Filter: ") + len(v.prompt)))
+            except curses.error:
+                pass
+        else:
+            try:
+                curses.curs_set(0)
+            except curses.error:
+                pass
+        scr.noutrefresh()
+        curses.doupdate()
+
+    def run(self) -> int:
+        scr = self.scr
+        scr.keypad(True)
+        scr.timeout(TICK_MS)
+        self._colours()
+        dirty = True
+        while True:
+            now = self.clock()
+            if not self.view.paused and now >= self.next_at:
+                self.refresh()
+                dirty = True
+            if dirty:
+                self.draw()
+                dirty = False
+            try:
+                k = scr.get_wch()
+            except curses.error:
+                continue                       # no key within the tick
+            name = keyname(k)
+            if name == "KEY_RESIZE":
+                curses.update_lines_cols()
+            act = self.view.press(name)
+            if act == QUIT:
+                return 0
+            if act == REFRESH:
+                self.next_at = 0.0
+            if act == REDRAW:
+                scr.clear()
+            dirty = True
+
+
+def run(fetcher: Fetcher, view: View, delay: float) -> int:
+    """Take over the terminal until ``q``; 0 on a normal quit."""
+    os.environ.setdefault("ESCDELAY", "25")
+    rc: int = curses.wrapper(lambda scr: Top(scr, fetcher, view, delay).run())
+    return rc
