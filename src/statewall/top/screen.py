@@ -165,5 +165,7 @@ class Top:
 def run(fetcher: Fetcher, view: View, delay: float) -> int:
     """Take over the terminal until ``q``; 0 on a normal quit."""
     os.environ.setdefault("ESCDELAY", "25")
+    for var in ("LINES", "COLUMNS"):   # the terminal's own size (and its resizes), not
+        os.environ.pop(var, None)      # a size exported by a shell or a test runner
     rc: int = curses.wrapper(lambda scr: Top(scr, fetcher, view, delay).run())
     return rc
