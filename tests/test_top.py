@@ -235,6 +235,11 @@ def test_keys() -> None:
     v.press("h")
     assert v.help and v.press("x") is None and not v.help
     assert v.press("q") == QUIT
+    # undecoded escape sequences ($TERM not describing the terminal)
+    from statewall.top.view import escape_key
+    assert [escape_key(x) for x in ("[A", "OB", "[5~", "[6~", "[4~", "OF", "[H", "", "[9~")] \
+        == ["KEY_UP", "KEY_DOWN", "KEY_PPAGE", "KEY_NPAGE", "KEY_END", "KEY_END", "KEY_HOME",
+            "\x1b", ""]
 
 
 def test_screen_fits_80x24_and_scrolls() -> None:
@@ -421,7 +426,7 @@ def _body(screen: str) -> list[str]:
         return []
     out = []
     for ln in lines[i + 1:]:
-        if not re.match(r"^[\[0-9a-f:.]+ ", ln) or " of " in ln:
+        if not re.match(r"^[\[\]0-9a-f:.+]+ ", ln) or " of " in ln:
             break
         out.append(ln)
     return out
@@ -434,6 +439,44 @@ def _sgr(line: str) -> set[str]:
 
 def _row(screen: str, needle: str) -> str | None:
     return next((ln for ln in _body(screen) if needle in ln), None)
+
+
+@pytest.mark.parametrize("term", ["xterm", "screen", "tmux-256color"])
+def test_terminals_help_resize_no_colour(term: str, served: Served, tmp_path: Path) -> None:
+    """The screen on each terminal type, 80x24, the help page, a resize down to 30x6 and
+    back, ``-c`` (no colours: closing rows dim), ``q`` exits 0."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (Debian package tmux, in the Makefile's DEBS)")
+    tmux = Tmux(f"sw-top-{os.getpid()}-{term}")
+    rc = tmp_path / "rc"
+    try:
+        tmux("new-session", "-d", "-s", "top", "-x", "80", "-y", "24",
+             f"env TERM={term} STATEWALL_CONTROL={served.srv.path} {STATEWALL} top -c "
+             f"--delay 0.5; echo $? > {rc}; sleep 600")
+        s = tmux.wait(lambda t: len(_body(t)) == 5, "five rows")
+        assert max(len(x) for x in s.splitlines()) <= 80 and "1-5 of 5" in s
+        esc = tmux.screen(escapes=True)
+        closing = next(ln for ln in esc.splitlines() if "198.51.100.3:40001" in ln)
+        assert "2" in _sgr(closing) and "31" not in _sgr(closing), repr(closing)
+        tmux.keys("h")
+        tmux.wait(lambda t: "Highlighted:" in t, "the help page")
+        tmux.keys("x")
+        tmux.wait(lambda t: len(_body(t)) == 5, "the rows again")
+        tmux("resize-window", "-t", "top", "-x", "30", "-y", "6")
+        s = tmux.wait(lambda t: t.startswith("statewall top") and len(_body(t)) == 1
+                      and max(len(x) for x in t.splitlines()) <= 30, "a 30x6 screen")
+        tmux.keys("End")
+        s = tmux.wait(lambda t: "5-5 of 5" in t, "scrolled to the end")
+        tmux("resize-window", "-t", "top", "-x", "100", "-y", "30")
+        tmux.wait(lambda t: len(_body(t)) == 5 and "Pkts" in t, "100x30 again")
+        tmux.keys("q")
+        deadline = time.monotonic() + 10
+        while not rc.exists() or not rc.read_text().strip():
+            assert time.monotonic() < deadline, tmux.screen()
+            time.sleep(0.05)
+        assert rc.read_text().strip() == "0"
+    finally:
+        tmux.kill()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from .model import CLOSING, NEW, Row, Snapshot, filter_rows, sort_rows, totals, update
 from .render import ERROR, HEADER, STATUS, TITLE, screen
-from .view import QUIT, REDRAW, REFRESH, View
+from .view import QUIT, REDRAW, REFRESH, View, escape_key
 
 Fetcher = Callable[[], tuple[list[Row], int]]
 COST_FACTOR: Final = 4
@@ -131,6 +131,26 @@ class Top:
         scr.noutrefresh()
         curses.doupdate()
 
+    def _escape_tail(self) -> str:
+        """What follows an Esc that curses did not decode (up to 6 characters at once)."""
+        scr = self.scr
+        scr.nodelay(True)
+        seq = ""
+        try:
+            while len(seq) < 6:
+                try:
+                    k = scr.get_wch()
+                except curses.error:
+                    break
+                if not isinstance(k, str):
+                    break
+                seq += k
+                if seq[-1].isalpha() or seq[-1] == "~":
+                    break
+        finally:
+            scr.timeout(TICK_MS)
+        return seq
+
     def run(self) -> int:
         scr = self.scr
         scr.keypad(True)
@@ -150,6 +170,8 @@ class Top:
             except curses.error:
                 continue                       # no key within the tick
             name = keyname(k)
+            if name == "\x1b":
+                name = escape_key(self._escape_tail())
             if name == "KEY_RESIZE":
                 curses.update_lines_cols()
             act = self.view.press(name)

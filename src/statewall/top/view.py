@@ -25,6 +25,25 @@ _ENTER: Final = frozenset({"\n", "\r", "KEY_ENTER", "^J", "^M"})
 _CANCEL: Final = frozenset({"\x1b", "\x07", "^[", "^G"})
 
 
+# escape sequences that reach the program undecoded when $TERM does not describe the
+# terminal (xterm inside tmux, screen over ssh): the usual VT100/xterm/rxvt/linux forms
+ESCAPES: Final[dict[str, str]] = {
+    **{p + c: k for p in ("[", "O") for c, k in (("A", "KEY_UP"), ("B", "KEY_DOWN"),
+                                                  ("C", "KEY_RIGHT"), ("D", "KEY_LEFT"),
+                                                  ("H", "KEY_HOME"), ("F", "KEY_END"))},
+    "[1~": "KEY_HOME", "[7~": "KEY_HOME", "[4~": "KEY_END", "[8~": "KEY_END",
+    "[5~": "KEY_PPAGE", "[6~": "KEY_NPAGE", "[2~": "KEY_IC", "[3~": "KEY_DC",
+}
+
+
+def escape_key(seq: str) -> str:
+    """The key name of what followed an Esc (``""``: a lone Esc, which cancels a prompt;
+    an unknown sequence: nothing)."""
+    if not seq:
+        return "\x1b"
+    return ESCAPES.get(seq, "")
+
+
 @dataclass
 class View:
     sort: str = "src"
