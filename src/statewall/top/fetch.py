@@ -13,7 +13,7 @@ import json
 import socket
 from typing import Any, Final
 
-from ..ctl.server import request
+from ..ctl.server import encode as ct_encode
 from .model import Row, row_from_compact, row_from_json
 from .snapshot import encode
 
@@ -61,15 +61,13 @@ def _rows(path: str, reply: dict[str, Any]) -> tuple[list[Row], int]:
 def _fallback(path: str, argv: list[str], timeout: float) -> tuple[list[Row], int]:
     """``conntrack -L -o json`` (slower: see snapshot.py) for a daemon without ``top``."""
     try:
-        r = request(path, ["-L", "-o", "json", *argv], timeout=timeout)
+        r = _ask(path, ct_encode(["-L", "-o", "json", *argv]), timeout)
         if not r.get("ok") or int(r.get("rc", 1)):
             raise FetchError(str(r.get("error") or r.get("err") or "conntrack -L failed").strip())
         rows = [row_from_json(json.loads(ln)) for ln in str(r.get("out", "")).splitlines()
                 if ln.strip()]
-        c = request(path, ["-C"], timeout=timeout)
+        c = _ask(path, ct_encode(["-C"]), timeout)
         total = int(str(c.get("out", "0")).strip() or 0) if c.get("ok") else len(rows)
-    except OSError as e:
-        raise FetchError(f"cannot reach statewall at {path}: {e}") from None
     except ValueError as e:
         raise FetchError(f"{path}: bad conntrack reply: {e}") from None
     return rows, total

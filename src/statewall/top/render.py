@@ -142,21 +142,20 @@ def title_text(view: View, clock: str, delay: float | None, width: int) -> str:
 
 HELP: Final = """statewall top: the conntrack table of a running 'statewall run'
 
-  b        sort by the next column (Source Destination Proto State TTL Pkts Bytes B/s)
-  <        sort by the previous column
+  b  <     sort by the next / previous column
+           (Source Destination Proto State TTL Pkts Bytes B/s)
   B  r     reverse the sort order
-  f  /     filter: words that must all appear (address, addr:port, :port, proto, state;
-           !word must not appear); empty clears; Esc or Ctrl-G cancels
+  f  /     filter: words that must all appear (address, addr:port, :port,
+           proto, state; !word must not appear); empty clears; Esc cancels
   p        pause / resume refreshing
   space    refresh now
-  t        totals on / off
-  c        colour on / off
+  t  c     totals on / off, colour on / off
   arrows j k, PgUp PgDn (Ctrl-U Ctrl-D), Home End (g G): scroll
   Ctrl-L   redraw
   q        quit
 
-Highlighted: bold = NEW since the previous refresh; red (dim without colour) = TCP
-FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE.  Any key returns."""
+Bold (green) = NEW since the previous refresh; red (dim without colour) =
+TCP FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE.  Any key returns."""
 
 
 def screen(view: View, rows: Sequence[Row], tot: Totals, width: int, height: int,
