@@ -278,6 +278,45 @@ def test_screen_fits_80x24_and_scrolls() -> None:
     assert render.fit_endpoint("198.51.100.2:40000", 15) == "198.51.1+:40000"
 
 
+def test_refresh_loop_without_a_terminal() -> None:
+    """Top's fetch scheduling (no curses needed): a fetch runs in a thread; an error is
+    shown and retried after the delay, keeping the last rows; a slow fetch stretches the
+    interval to COST_FACTOR times its cost; rates come from consecutive snapshots; paused:
+    no fetch."""
+    from statewall.top import screen as tscreen
+    clock = [T0]
+    answers: list[object] = [FetchError("cannot reach statewall at x: refused"),
+                             ([R(1, bytes=1000)], 3), ([R(1, bytes=5000)], 3)]
+
+    def fetcher() -> tuple[list[Row], int]:
+        clock[0] += 0.5                            # each fetch takes half a second
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        assert isinstance(a, tuple)
+        return a
+    top = tscreen.Top(None, fetcher, View(), 1.0, clock=lambda: clock[0])
+
+    def step() -> bool:
+        started = top.poll_fetch(clock[0])
+        assert not started and top.job is not None
+        top.job.join(5)
+        return top.poll_fetch(clock[0])
+    assert step() and top.message.startswith("cannot reach") and top.prev is None
+    assert top.next_at == T0 + 0.5 + 1.0 and top.job is None
+    assert not top.poll_fetch(clock[0]) and top.job is None     # not due yet
+    clock[0] = top.next_at
+    assert step() and top.message == "" and top.prev is not None
+    assert top.interval == 2.0 and top.next_at == clock[0] + 2.0  # 4 x 0.5 s
+    clock[0] = top.next_at
+    top.view.paused = True
+    assert not top.poll_fetch(clock[0]) and top.job is None
+    top.view.paused = False
+    assert step()
+    row = top.prev.rows[0]
+    assert row.rate == 4000 / 2.5 and row.marks == 0              # midpoints 2.5 s apart
+
+
 # -- the request word, its fallback, the command line ---------------------------------------
 class Served:
     """A CtlServer over a Tracker in this process (with or without the ``top`` word)."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import curses
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -49,6 +51,8 @@ class Top:
         self.prev: Snapshot | None = None
         self.message = ""
         self.next_at = 0.0
+        self.job: threading.Thread | None = None
+        self.done: queue.SimpleQueue[tuple[float, float, Any]] = queue.SimpleQueue()
         self.mono: dict[int, int] = {}
         self.colour: dict[int, int] = {}
 
@@ -82,19 +86,40 @@ class Top:
         c[NEW | CLOSING] = curses.A_BOLD | curses.color_pair(2)
         c[ERROR] = curses.A_BOLD | curses.color_pair(2)
 
-    def refresh(self) -> None:
+    def _fetch(self) -> None:
+        """The fetch thread's body: one snapshot (or the error) into ``self.done``."""
         t0 = self.clock()
         try:
             rows, total = self.fetcher()
         except Exception as e:                 # fetch.FetchError and friends: shown, retried
-            self.message = f"{e}"
-            self.next_at = self.clock() + self.delay
+            self.done.put((t0, self.clock(), e))
             return
-        t1 = self.clock()
-        self.message = ""
-        self.prev = update(self.prev, Snapshot((t0 + t1) / 2, rows, total))
-        self.interval = max(self.delay, COST_FACTOR * (t1 - t0))
-        self.next_at = t1 + self.interval
+        self.done.put((t0, self.clock(), (rows, total)))
+
+    def poll_fetch(self, now: float) -> bool:
+        """Start a fetch when one is due, take in a finished one; True when the screen
+        changed. Fetching runs in a thread, so keys work while a big table comes in."""
+        changed = False
+        try:
+            t0, t1, got = self.done.get_nowait()
+        except queue.Empty:
+            pass
+        else:
+            self.job = None
+            changed = True
+            if isinstance(got, Exception):
+                self.message = f"{got}"
+                self.next_at = t1 + self.delay
+            else:
+                rows, total = got
+                self.message = ""
+                self.prev = update(self.prev, Snapshot((t0 + t1) / 2, rows, total))
+                self.interval = max(self.delay, COST_FACTOR * (t1 - t0))
+                self.next_at = t1 + self.interval
+        if self.job is None and not self.view.paused and now >= self.next_at:
+            self.job = threading.Thread(target=self._fetch, daemon=True)
+            self.job.start()
+        return changed
 
     def draw(self) -> None:
         scr = self.scr
@@ -102,7 +127,8 @@ class Top:
         v = self.view
         snap = self.prev
         rows = snap.rows if snap is not None else []
-        shown = sort_rows(filter_rows(rows, v.filter), v.sort, v.reverse)
+        typed = v.prompt if v.prompt is not None else v.filter     # filters as one types
+        shown = sort_rows(filter_rows(rows, typed), v.sort, v.reverse)
         tot = totals(shown, snap.total if snap is not None else 0)
         msg = self.message or ("" if snap is not None else "waiting for the first snapshot")
         # one column spare: curses cannot write the bottom-right cell without scrolling
@@ -158,9 +184,7 @@ class Top:
         self._colours()
         dirty = True
         while True:
-            now = self.clock()
-            if not self.view.paused and now >= self.next_at:
-                self.refresh()
+            if self.poll_fetch(self.clock()):
                 dirty = True
             if dirty:
                 self.draw()
