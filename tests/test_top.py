@@ -248,7 +248,7 @@ def test_screen_fits_80x24_and_scrolls() -> None:
     rows[0].marks = CLOSING
     t = totals(rows, 40)
     v = View()
-    for w, h in ((80, 24), (120, 30), (40, 10), (200, 60)):
+    for w, h in ((80, 24), (120, 30), (40, 10), (200, 60), (10, 3), (1, 1)):
         lines = render.screen(v, rows, t, w, h, "12:00:00", 1.0)
         assert len(lines) == h and all(len(x) <= w for x, _ in lines), (w, h)
     lines = render.screen(v, rows, t, 80, 24, "12:00:00", 1.0)
@@ -365,6 +365,24 @@ def test_fetch_and_fallback(tmp_path: Path, served: Served) -> None:
         assert [r.dport for r in rows3] == [53] and total3 == 5
     finally:
         old.close()
+    # a supervisor answers with its workers' sockets: top asks each and merges
+    w2 = Served(str(tmp_path / "w2.sock"), Tracker())
+    ops.run(w2.tracker, ["-I", "-s", "192.0.2.7", "-d", "203.0.113.2", "-p", "udp", "--sport",
+                         "1", "--dport", "2", "-t", "30"], time.monotonic())
+    sup = Served(str(tmp_path / "sup.sock"), Tracker(), top=False)
+    sup.srv.handlers[snapshot.WORD] = \
+        lambda line, now: {"ok": True, "workers": [served.srv.path, w2.srv.path]}
+    try:
+        rows4, total4 = fetch(sup.srv.path, [])
+        assert total4 == 6 and sorted(r.src for r in rows4)[0] == "192.0.2.7"
+        rows5, total5 = fetch(sup.srv.path, ["-s", "192.0.2.0/24"])
+        assert [r.src for r in rows5] == ["192.0.2.7"] and total5 == 6
+        w2.close()
+        with pytest.raises(FetchError, match="cannot reach"):
+            fetch(sup.srv.path, [])
+    finally:
+        sup.close()
+        w2.close()
     with pytest.raises(FetchError, match="cannot reach"):
         fetch(str(tmp_path / "nobody.sock"), [])
     with pytest.raises(FetchError, match="bad top filter"):

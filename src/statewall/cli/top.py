@@ -21,6 +21,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from ..ctl.args import ParamError
@@ -153,7 +154,8 @@ def main(args: argparse.Namespace) -> int:
         raise
 
 
-def plain(fetcher: Any, view: View, delay: float, n: int, as_js: bool) -> int:
+def plain(fetcher: Callable[[], tuple[list[Row], int]], view: View, delay: float, n: int,
+          as_js: bool) -> int:
     """``--once`` / ``--json`` / no terminal: ``n`` screens, ``delay`` apart."""
     width = shutil.get_terminal_size((120, 24)).columns
     prev: Snapshot | None = None

@@ -65,7 +65,7 @@ class Row:
     rate: float | None = None
     prate: float | None = None
     marks: int = 0                  # NEW | CLOSING
-    _text: str = field(default="", repr=False)
+    _text: str = field(default="", repr=False, compare=False)
     raw: tuple[int, int] = (0, 0)   # the tuple's two port fields (ICMP: id, type<<8|code)
 
     @property

@@ -162,7 +162,8 @@ def screen(view: View, rows: Sequence[Row], tot: Totals, width: int, height: int
            clock: str = "", delay: float = 1.0, message: str = "") -> list[Line]:
     """Every line of the screen, at most ``height`` lines of at most ``width`` characters.
     Sets ``view.page`` to the rows that fit and clamps ``view.top``."""
-    width = max(20, width)
+    width = max(1, width)
+    height = max(1, height)
     out: list[Line] = [(title_text(view, clock, delay, width), TITLE)]
     if view.help:
         out += [(ln[:width], 0) for ln in HELP.splitlines()]
