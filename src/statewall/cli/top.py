@@ -36,10 +36,12 @@ from .run import DEFAULT_CONTROL
 _SECONDS: Final = re.compile(r"^\d+(\.\d*)?$|^\.\d+$")
 MIN_DELAY: Final = 0.1
 # conntrack filter options passed through to the daemon: option -> dest
-_FILTERS: Final = (("-s", "--src", "--orig-src"), ("-p", "--protonum", "--proto"),
-                   ("--sport", "--orig-port-src"), ("--dport", "--orig-port-dst"),
-                   ("--state",), ("-f", "--family"), ("-m", "--mark"), ("-u", "--status"),
-                   ("-w", "--zone"))
+_FILTERS: Final = ((("-s", "--src", "--orig-src"), "ADDR[/LEN]"),
+                   (("-p", "--protonum", "--proto"), "PROTO"),
+                   (("--sport", "--orig-port-src"), "PORT"),
+                   (("--dport", "--orig-port-dst"), "PORT"), (("--state",), "STATE"),
+                   (("-f", "--family"), "ipv4|ipv6"), (("-m", "--mark"), "MARK[/MASK]"),
+                   (("-u", "--status"), "STATUS"), (("-w", "--zone"), "ZONE"))
 
 
 def add_parser(sub: Any) -> None:
@@ -58,8 +60,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-d", "--dst", "--orig-dst", dest="dst", metavar="ADDR|SECONDS",
                    help="destination ADDR[/LEN] filter, or the refresh interval when a "
                         "number")
-    for names in _FILTERS:
-        p.add_argument(*names, dest="f_" + names[0].lstrip("-"), metavar="V")
+    for names, metavar in _FILTERS:
+        p.add_argument(*names, dest="f_" + names[0].lstrip("-"), metavar=metavar,
+                       help="conntrack's filter (applied by the daemon)")
     p.add_argument("-b", "--sort", default="src", metavar="COLUMN",
                    help=f"sort column: {', '.join(COLUMNS)} (or iptstate's letters "
                         f"{''.join(SORT_LETTERS)})")
@@ -113,7 +116,7 @@ def options(args: argparse.Namespace) -> tuple[str, list[str], float, str]:
             delay = _delay(args.dst)
         else:
             argv += ["-d", args.dst]
-    for names in _FILTERS:
+    for names, _ in _FILTERS:
         v = getattr(args, "f_" + names[0].lstrip("-"))
         if v is not None:
             argv += [names[0], v]

@@ -36,7 +36,7 @@ CLOSING_STATES: Final = frozenset({"FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_W
 COLUMNS: Final = ("src", "dst", "proto", "state", "ttl", "packets", "bytes", "rate")
 TITLES: Final[dict[str, str]] = {"src": "Source", "dst": "Destination", "proto": "Proto",
                                  "state": "State", "ttl": "TTL", "packets": "Pkts",
-                                 "bytes": "Bytes", "rate": "Rate"}
+                                 "bytes": "Bytes", "rate": "B/s"}
 # iptstate's -b letters (no letter: source), for the command line
 SORT_LETTERS: Final[dict[str, str]] = {"d": "dst", "p": "proto", "s": "state", "t": "ttl",
                                        "P": "packets", "b": "bytes", "r": "rate",

@@ -110,7 +110,7 @@ def row_text(row: Row, lay: Sequence[tuple[str, int]]) -> str:
 def header_text(lay: Sequence[tuple[str, int]], sort: str, reverse: bool) -> str:
     cells = []
     for c, w in lay:
-        t = TITLES[c] if c != "rate" else "B/s"
+        t = TITLES[c]
         if c == sort:
             t += "v" if reverse else "^"
         cells.append((c if c not in ("src", "dst") else "title", t, w))
