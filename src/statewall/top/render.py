@@ -131,7 +131,7 @@ def totals_lines(t: Totals) -> list[str]:
 def title_text(view: View, clock: str, delay: float | None, width: int) -> str:
     """Name, filter, sort order, refresh interval (None: a single run), clock."""
     left = "statewall top"
-    every = "once" if delay is None else f"every {delay:g}s"
+    every = "once" if delay is None else f"every {delay:.3g}s"
     right = (f"sort: {TITLES[view.sort]} {'desc' if view.reverse else 'asc'}  "
              f"{'PAUSED' if view.paused else every}  {clock}")
     if view.filter:
