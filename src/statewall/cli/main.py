@@ -10,6 +10,7 @@ import sys
 
 from .. import __version__
 from . import conntrack, explain, kerneldiff, replay, rules, run
+from . import top as top_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     kerneldiff.add_parser(sub)
     run.add_parser(sub)
     conntrack.add_parser(sub)
+    top_cmd.add_parser(sub)
     return p
 
 

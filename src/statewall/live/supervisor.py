@@ -65,6 +65,8 @@ class Supervisor:
             "reload": lambda line: self.reload(),
             "status": lambda line: self.status(),
             "conntrack": lambda line: ctl_server.forward(line, self.worker_paths()),
+            # statewall top: the client asks every worker itself (top/snapshot.py)
+            "top": lambda line: {"ok": True, "workers": self.worker_paths()},
         }
 
     # -- processes ----------------------------------------------------------------------

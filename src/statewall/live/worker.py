@@ -31,6 +31,7 @@ from typing import IO, Any, Final
 from ..conntrack.conn import ctinfo_state
 from ..conntrack.core import Tracker
 from ..ctl.server import CtlServer, worker_path
+from ..top import snapshot as top_snapshot
 from ..conntrack.proto.base import NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
 from ..firewall import ACCEPT, HOLD, Emitted, Firewall
 from ..io import nfqueue, statefile
@@ -177,6 +178,9 @@ class Worker:
                                      lambda: self.tracker, time.monotonic)
             except OSError as e:
                 self.log.error(f"conntrack control socket: {e}")
+        if self.ctl is not None:               # statewall top (top/snapshot.py)
+            self.ctl.handlers[top_snapshot.WORD] = \
+                lambda line, now: top_snapshot.handle(self.tracker, line, now)
         swlog.event(logging.INFO, "worker ready", queue=self.queue_num,
                     entries=len(self.tracker.table), fail_open=cfg.fail_open)
         self._report("ready")
