@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import conntrack, explain, kerneldiff, replay, rules, run
+from . import conntrack, explain, flows, kerneldiff, replay, rules, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     kerneldiff.add_parser(sub)
     run.add_parser(sub)
     conntrack.add_parser(sub)
+    flows.add_parser(sub)
     return p
 
 
