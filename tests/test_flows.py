@@ -667,3 +667,11 @@ def test_live_flow_records(lab: Any, tmp_path: Path, db: str,
     assert icmp_row["orig_packets"] == 2 and icmp_row["reply_packets"] == 2
     assert c_port not in by_port                  # still in the table at the stop
     assert len(rows) == 4
+
+
+def test_record_module_is_sans_io() -> None:
+    """record.py runs on the packet path: no clocks, files, threads or databases."""
+    from test_boundaries import FORBIDDEN_MODULES, SRC, _imports
+    names = _imports(SRC / "flows" / "record.py")
+    assert not [n for n in names if n.split(".")[0] in FORBIDDEN_MODULES | {"sqlite3",
+                                                                             "psycopg"}]

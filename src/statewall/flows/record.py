@@ -89,7 +89,8 @@ COLUMN_NAMES: Final = tuple(c[0] for c in COLUMNS)
 Row = tuple[Any, ...]
 
 # status bits worth keeping (DYING is set on every destroyed entry: left out)
-_STATUS_BITS: Final = tuple(f for f in IPS if f.name and f is not IPS.DYING)
+_STATUS_BITS: Final = tuple((int(f), f.name) for f in IPS if f.name and f is not IPS.DYING)
+_status_cache: dict[int, str] = {}
 
 
 def listener(tracker: Tracker, put: Callable[[Snapshot], None]) -> EventSink:
@@ -127,7 +128,13 @@ def ended_by(why: str, proto: int, state: str | None) -> str:
 
 
 def status_names(status: int) -> str:
-    return ",".join(f.name for f in _STATUS_BITS if status & f and f.name)
+    """``SEEN_REPLY,ASSURED,CONFIRMED``: the set ``IPS_*`` bits by name, lowest first."""
+    s = _status_cache.get(status)
+    if s is None:
+        s = ",".join(name for bit, name in _STATUS_BITS if status & bit)
+        if len(_status_cache) < 4096:
+            _status_cache[status] = s
+    return s
 
 
 def build(s: Snapshot, offset: float, queue: int = 0) -> Row:
