@@ -80,6 +80,8 @@ def _tcp_session(r: Rec, close: str = "fin") -> None:
     r.send(tcp(**s, flags="A", seq=5001, ack=1011), reply=True)
     r.send(tcp(**s, flags="PA", seq=5001, ack=1011, payload=b"y" * 20), reply=True)
     r.send(tcp(**c, flags="A", seq=1011, ack=5021))
+    if close == "none":
+        return
     if close == "fin":
         r.send(tcp(**c, flags="FA", seq=1011, ack=5021))
         r.send(tcp(**s, flags="FA", seq=5021, ack=1012), reply=True)
@@ -587,7 +589,7 @@ def test_live_flow_records(lab: Any, tmp_path: Path, db: str,
     from test_live import SEED_RULES, Daemon, TcpServer, _connect, _echo, _ping, \
         _udp_exchange
     from statewall.lab.netns import CLIENT_V4, SERVER_V4
-    d = Daemon(lab, tmp_path, "--flows", db,
+    d = Daemon(lab, tmp_path, "--flows", db, "--queues", "0-1",   # two workers, one db
                "--sysctl", "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1",
                rules=SEED_RULES)
     srv = None
@@ -608,12 +610,16 @@ def test_live_flow_records(lab: Any, tmp_path: Path, db: str,
         b_port = b.getsockname()[1]
         assert _udp_exchange(lab, 5353) == b"HELLO"
         assert _ping(lab, "client", SERVER_V4, 2)
+        for q in (0, 1):                        # one entry in each worker's table
+            r = _ct(f"{d.control}.q{q}", "-I", "-s", "192.0.2.10", "-d", "192.0.2.20", "-p",
+                    "udp", "--sport", str(q + 1), "--dport", "9", "-t", "100", "-m", "7")
+            assert r.returncode == 0, r.stderr
         time.sleep(1.5)                         # quiet; A's TIME_WAIT (1 s) has expired
         r = _ct(d.control, "-L", "-o", "json")
         assert r.returncode == 0, r.stderr
         listed = [json.loads(x) for x in r.stdout.splitlines()]
         kinds = sorted(e["proto"] for e in listed)
-        assert kinds == ["icmp", "tcp", "udp"], listed
+        assert kinds == ["icmp", "tcp", "udp", "udp", "udp"], listed
         assert not any(e["original"].get("sport") == a_port for e in listed)
         assert _ct(d.control, "-F").returncode == 0
         c = _connect(lab, "client", SERVER_V4, port)   # open at the stop: state file
@@ -622,7 +628,9 @@ def test_live_flow_records(lab: Any, tmp_path: Path, db: str,
         c_port = c.getsockname()[1]
         assert d.stop() == 0
         log = d.text()
-        assert "flow records" in log and "lost=0" in log and "unwritten=0" in log, log
+        ends = [x for x in log.splitlines() if "flow records" in x]
+        assert len(ends) == 2, log                     # one line per worker
+        assert all("lost=0" in x and "unwritten=0" in x for x in ends), log
     finally:
         if d.p is not None:
             d.stop()
@@ -653,20 +661,24 @@ def test_live_flow_records(lab: Any, tmp_path: Path, db: str,
     assert ra["end_time"] - ra["start_time"] >= 1.0          # TIME_WAIT lasted 1 s
     # everything -L showed ended by -F with the same tuples and counters
     deleted = {_side_of_row(x): x for x in rows if x["ended_by"] == "deleted"}
-    assert len(deleted) == 3
+    assert len(deleted) == 5
     for e in listed:
         x = deleted[_side_of(e)]
         assert (x["orig_packets"], x["orig_bytes"], x["reply_packets"], x["reply_bytes"]) \
             == (e["original"]["packets"], e["original"]["bytes"], e["reply"]["packets"],
                 e["reply"]["bytes"]), (e, x)
         assert x["state"] == e["state"] and x["mark"] == e["mark"]
-        assert x["orig_packets"] >= 1 and x["reply_packets"] >= 1
+        if x["orig_src"] == CLIENT_V4:                       # real traffic
+            assert x["orig_packets"] >= 1 and x["reply_packets"] >= 1
+    inserted = sorted((x["orig_sport"], x["queue"], x["mark"], x["orig_packets"])
+                      for x in rows if x["orig_src"] == "192.0.2.10")
+    assert inserted == [(1, 0, 7, 0), (2, 1, 7, 0)]       # both workers wrote to the db
     assert deleted[next(k for k in deleted if k[3] == b_port)]["state"] == "ESTABLISHED"
     icmp_row = next(x for x in deleted.values() if x["proto"] == "icmp")
     assert (icmp_row["icmp_type"], icmp_row["reply_icmp_type"]) == (8, 0)
     assert icmp_row["orig_packets"] == 2 and icmp_row["reply_packets"] == 2
     assert c_port not in by_port                  # still in the table at the stop
-    assert len(rows) == 4
+    assert len(rows) == 6
 
 
 def test_record_module_is_sans_io() -> None:
@@ -675,3 +687,24 @@ def test_record_module_is_sans_io() -> None:
     names = _imports(SRC / "flows" / "record.py")
     assert not [n for n in names if n.split(".")[0] in FORBIDDEN_MODULES | {"sqlite3",
                                                                              "psycopg"}]
+
+
+def test_recorder_at_shutdown_with_and_without_state_file(tmp_path: Path) -> None:
+    """A worker's stop: with a state file the live entries are no records (they continue
+    after the restart); without one they end as ``shutdown``; entries already dead end as
+    ``timeout`` either way; everything reaches the database before close returns."""
+    from statewall.flows.live import Recorder
+    for keep, want in ((True, ["timeout"]), (False, ["timeout", "shutdown", "shutdown"])):
+        db = str(tmp_path / f"keep{keep}.db")
+        r = Rec()
+        rec = Recorder(db, r.fw.tracker, 5)
+        r.send(udp(sport=1))                          # dies at +30 s
+        _tcp_session(r, close="none")                 # ESTABLISHED (5 days)
+        r.send(udp(sport=2), dt=25.0)
+        st = rec.close(r.now + 10.0, keep_table=keep)
+        assert st["written"] == len(want) and st["lost"] == 0 and st["db"] == db
+        with sqlite3.connect(db) as c:
+            got = c.execute("SELECT ended_by, queue FROM flows ORDER BY id").fetchall()
+        assert got == [(w, 5) for w in want]
+        assert ecache.notifier(r.fw.tracker).ct == [r.fw.tracker.sink]   # Rec's only
+        assert rec.listen not in ecache.notifier(r.fw.tracker).ct
