@@ -708,3 +708,13 @@ def test_recorder_at_shutdown_with_and_without_state_file(tmp_path: Path) -> Non
         assert got == [(w, 5) for w in want]
         assert ecache.notifier(r.fw.tracker).ct == [r.fw.tracker.sink]   # Rec's only
         assert rec.listen not in ecache.notifier(r.fw.tracker).ct
+
+
+def test_writer_survives_a_record_it_cannot_build() -> None:
+    fs = FakeStore()
+    w = Writer(lambda: fs, batch=3, interval=0.01, log=logging.getLogger("test.flows"))
+    w.put(_snap(1))
+    w.put(("garbage",))
+    w.put(_snap(2))
+    st = w.close()
+    assert st["written"] == 2 and st["lost"] == 1 and st["errors"] == 1

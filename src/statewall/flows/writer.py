@@ -113,7 +113,16 @@ class Writer:
         offset = time.time() - time.monotonic()
         pop = buf.popleft
         q = self.queue
-        return [build(pop(), offset, q) for _ in range(n)]
+        rows = []
+        for _ in range(n):
+            snap = pop()
+            try:
+                rows.append(build(snap, offset, q))
+            except Exception:                    # a bug: lose this record, not the thread
+                self.errors += 1
+                self.lost += 1
+                self.log.exception(f"flow record not built: {snap!r}")
+        return rows
 
     def _write(self, rows: list[Row]) -> bool:
         try:
@@ -141,8 +150,8 @@ class Writer:
     def _report_losses(self) -> None:
         lost = self.lost
         if lost > self._reported_lost:
-            self.log.warning(f"flow records lost: {lost - self._reported_lost} (buffer of "
-                             f"{self.maxlen} full; {lost} in all)")
+            self.log.warning(f"flow records lost: {lost - self._reported_lost} ({lost} in "
+                             f"all; the buffer holds {self.maxlen} records)")
             self._reported_lost = lost
 
     # -- control ------------------------------------------------------------------------
