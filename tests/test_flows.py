@@ -626,6 +626,11 @@ def test_live_flow_records(lab: Any, tmp_path: Path, db: str,
         socks.append(c)
         assert _echo(c, b"c") == b"c"
         c_port = c.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "statewall", "status", "--control",
+                            d.control], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        for w in json.loads(r.stdout)["workers"].values():
+            assert w["flows"]["lost"] == 0 and w["flows"]["errors"] == 0, w
         assert d.stop() == 0
         log = d.text()
         ends = [x for x in log.splitlines() if "flow records" in x]

@@ -635,7 +635,8 @@ class Worker:
                 "queue_overflow": kc.get("queue_dropped", 0),
                 "netlink_overrun": kc.get("user_dropped", 0) + self.q.recv_errors,
                 "queue_waiting": kc.get("queue_total", 0),
-                "route_lookups": self.host.lookups}
+                "route_lookups": self.host.lookups,
+                "flows": self.flows.writer.stats() if self.flows is not None else None}
 
     def _stats_line(self) -> None:
         st = self.status()
