@@ -146,7 +146,7 @@ class FakeTracker:
         ct.acct[2 * dir] += 1
         ct.acct[2 * dir + 1] += len(pkt.buf)
 
-    def kill(self, ct: Conn, now: float) -> None:
+    def kill(self, ct: Conn, now: float, why: str = "killed") -> None:
         ct.status |= IPS_DYING
         self.killed.append(ct)
 

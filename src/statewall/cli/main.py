@@ -11,6 +11,7 @@ import sys
 from .. import __version__
 from . import conntrack, explain, kerneldiff, replay, rules, run
 from . import top as top_cmd
+from . import conntrack, explain, flows, kerneldiff, replay, rules, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(sub)
     conntrack.add_parser(sub)
     top_cmd.add_parser(sub)
+    flows.add_parser(sub)
     return p
 
 

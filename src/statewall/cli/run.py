@@ -62,6 +62,9 @@ def add_parser(sub: Any) -> None:
                    help="one JSON line per packet (with several queues: FILE.<queue>)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                    default="info")
+    p.add_argument("--flows", metavar="PATH|URL",
+                   help="write a record of every connection that ends to this SQLite file "
+                        "or postgresql:// database (see 'statewall flows')")
     p.set_defaults(func=run)
 
     r = sub.add_parser("reload", help="make a running 'statewall run' read its rules again",
@@ -90,7 +93,8 @@ def config_from(args: argparse.Namespace) -> Any:
                   kernel_setup=not args.no_kernel_setup, backend=args.kernel_backend,
                   checkpoint=args.checkpoint, stats_interval=args.stats_interval,
                   control=args.control or None, queue_maxlen=args.queue_maxlen,
-                  log_level=args.log_level, trace=args.trace, ipv6=not args.no_ipv6)
+                  log_level=args.log_level, trace=args.trace, ipv6=not args.no_ipv6,
+                  flows=args.flows)
 
 
 def run(args: argparse.Namespace, loader: Any = None, builder: Any = None) -> int:
@@ -111,6 +115,14 @@ def run(args: argparse.Namespace, loader: Any = None, builder: Any = None) -> in
                         backend=cfg.backend)
         sys.stdout.write(k.text())
         return 0
+    if cfg.flows:                      # flow records: the database is usable, schema there
+        from ..flows import store
+        try:
+            store.check_target(cfg.flows)
+            store.prepare(cfg.flows)
+        except (ValueError, store.StoreError) as e:
+            print(f"statewall run: {e}", file=sys.stderr)
+            return 2
     from ..live.supervisor import Supervisor
     kw: dict[str, Any] = {}
     if loader is not None:

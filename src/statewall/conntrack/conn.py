@@ -113,6 +113,16 @@ IPCT_HELPER: Final = 64
 IPCT_MARK: Final = 128
 
 
+# why an entry was destroyed: ``Tracker.kill``'s ``why``, readable as ``Tracker.why`` by a
+# DESTROY listener (flow records). Expiry paths say END_TIMEOUT; a kill without a reason
+# (protocol reopen, NAT eviction, MASQUERADE) is END_KILLED.
+END_TIMEOUT: Final = "timeout"
+END_KILLED: Final = "killed"
+END_DELETED: Final = "deleted"          # conntrack -D / -F
+END_EARLY_DROP: Final = "early_drop"
+END_RST: Final = "rst"                  # TCP: the only answer was a RST
+
+
 def ctinfo_state(ct: object, ctinfo: int) -> str:
     """The xt_state name of a packet: NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED."""
     if ct is None:

@@ -32,6 +32,9 @@ from .conn import (
     IPCT_NEW,
     IPCT_RELATED,
     IPCT_REPLY,
+    END_EARLY_DROP,
+    END_KILLED,
+    END_TIMEOUT,
     IPS_ASSURED,
     IPS_CONFIRMED,
     IPS_DYING,
@@ -66,7 +69,7 @@ class Tracker:
     """One conntrack instance (one network namespace)."""
 
     __slots__ = ("settings", "l4", "table", "stats", "invalid_reasons", "sink",
-                 "is_24", "udp_clash", "expect", "helpers", "notifier")
+                 "is_24", "udp_clash", "expect", "helpers", "notifier", "why")
 
     def __init__(self, settings: Settings | None = None, sink: EventSink | None = None) -> None:
         self.settings = settings if settings is not None else Settings()
@@ -79,6 +82,7 @@ class Tracker:
         self.expect = ExpectTable(self.settings)       # expectations (helpers create them)
         self.helpers = Registry(self.settings)         # the helpers CT --helper can name
         self.notifier: object | None = None            # ecache.Notifier: several listeners
+        self.why: str = END_KILLED                     # the reason of the DESTROY being sent
 
     @property
     def expect_sink(self) -> ExpectSink | None:
@@ -125,7 +129,7 @@ class Tracker:
                 key = (pkt.src, pkt.dst, proto, ab[0], ab[1], zone)
             ct = self.table.hash.get(key)
             if ct is not None and ct.timeout <= now:
-                self.kill(ct, now)
+                self.kill(ct, now, END_TIMEOUT)
                 ct = None
             if ct is None:
                 ct = self._init_conntrack(key, l4, pkt, now, template)
@@ -237,7 +241,7 @@ class Tracker:
         for victim in self.table.early_drop_candidates():
             if victim.status & (IPS_ASSURED | IPS_DYING):
                 continue
-            self.kill(victim, now)
+            self.kill(victim, now, END_EARLY_DROP)
             self.stats["early_drop"] += 1
             return True
         return False
@@ -269,7 +273,7 @@ class Tracker:
             if other is None:
                 other = h.get(ct.reply)
             if other is not None and other.timeout <= now:
-                self.kill(other, now)
+                self.kill(other, now, END_TIMEOUT)
                 other = h.get(ct.orig) or h.get(ct.reply)
             if other is not None:
                 if help is not None:            # the loser's expectations die with it
@@ -341,8 +345,9 @@ class Tracker:
         ct.status |= IPS_ASSURED
         ct.events |= IPCT_ASSURED
 
-    def kill(self, ct: Conn, now: float) -> None:
-        """``nf_ct_kill`` / ``nf_ct_delete``: remove the entry and report DESTROY."""
+    def kill(self, ct: Conn, now: float, why: str = END_KILLED) -> None:
+        """``nf_ct_kill`` / ``nf_ct_delete``: remove the entry and report DESTROY (``why``:
+        an ``END_*`` reason, ``self.why`` while the listeners run)."""
         if ct.status & IPS_DYING:
             return
         ct.status |= IPS_DYING
@@ -350,6 +355,7 @@ class Tracker:
             self.table.remove(ct)
             self.table.count -= 1
             if self.sink is not None:
+                self.why = why
                 self.sink(now, IPCT_DESTROY, ct)
             m = ct.master
             if m is not None and m.help is not None:
@@ -361,7 +367,7 @@ class Tracker:
         """A live confirmed entry by either tuple (expired ones are reaped)."""
         ct = self.table.hash.get(key)
         if ct is not None and ct.timeout <= now:
-            self.kill(ct, now)
+            self.kill(ct, now, END_TIMEOUT)
             return None
         return ct
 
@@ -373,7 +379,7 @@ class Tracker:
             return 0
         n = 0
         for ct in self.table.due(now):
-            self.kill(ct, now)
+            self.kill(ct, now, END_TIMEOUT)
             n += 1
         return n
 

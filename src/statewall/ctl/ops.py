@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from ..conntrack.conn import (IPS_ASSURED, IPS_CONFIRMED, IPS_DST_NAT, IPS_SEEN_REPLY,
+from ..conntrack.conn import (END_DELETED, IPS_ASSURED, IPS_CONFIRMED, IPS_DST_NAT, IPS_SEEN_REPLY,
                               IPS_SRC_NAT, Conn, Tuple)
 from ..conntrack.core import Tracker
 from ..conntrack.format import addr, as_json, conntrack_line, expect_line, proto_name
@@ -282,7 +282,7 @@ def delete(tr: Tracker, c: Command, now: float, batch: bool = False) -> Result:
         if matches(ct, c):
             if c.output:
                 out.append(_line(tr, ct, c, now, "-D") + "\n")
-            tr.kill(ct, now)
+            tr.kill(ct, now, END_DELETED)
             n += 1
     if n == 0 and not batch:
         return Result(1, "".join(out), "conntrack v1.4.7 (conntrack-tools): 0 flow entries "
@@ -350,7 +350,7 @@ def execute(tr: Tracker, c: Command, now: float, batch: bool = False) -> Result:
             return Result(0, err="conntrack v1.4.7 (conntrack-tools): expectation table has "
                                  "been emptied.\n")
         for ct in tr.entries(now):
-            tr.kill(ct, now)
+            tr.kill(ct, now, END_DELETED)
         return Result(0, err="conntrack v1.4.7 (conntrack-tools): connection tracking table "
                              "has been emptied.\n")
     if k == "count":

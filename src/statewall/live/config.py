@@ -41,6 +41,7 @@ class Config:
     log_level: str = "info"
     trace: str | None = None         # per-packet JSON lines (one file per worker)
     ipv6: bool = True
+    flows: str | None = None         # flow records: SQLite path or postgresql:// URL
 
     @property
     def queues(self) -> list[int]:

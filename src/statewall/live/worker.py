@@ -152,6 +152,10 @@ class Worker:
             self.log.error(f"rules refused: {e}")
             self._report("failed", error=str(e))
             return 2
+        self.flows: Any = None                 # flow records (statewall.flows)
+        if cfg.flows:
+            from ..flows.live import Recorder
+            self.flows = Recorder(cfg.flows, self.tracker, self.queue_num, self.log)
         self._restore()
         try:
             self.q = nfqueue.Queue(self.queue_num, maxlen=cfg.queue_maxlen,
@@ -612,6 +616,10 @@ class Worker:
             self.log.error(f"could not save the state file: {e}")
             self._report("save_failed", error=str(e))
         self._stats_line()                     # before the queue (and its counters) goes
+        if self.flows is not None:             # flow records: write what is buffered
+            st = self.flows.close(time.monotonic(), keep_table=self.cfg.state_file is not None)
+            swlog.event(logging.WARNING if st["lost"] or st["unwritten"] else logging.INFO,
+                        "flow records", **st)
         if self.ctl is not None:               # statewall conntrack
             self.ctl.close()
         self.q.close()
@@ -631,7 +639,8 @@ class Worker:
                 "queue_overflow": kc.get("queue_dropped", 0),
                 "netlink_overrun": kc.get("user_dropped", 0) + self.q.recv_errors,
                 "queue_waiting": kc.get("queue_total", 0),
-                "route_lookups": self.host.lookups}
+                "route_lookups": self.host.lookups,
+                "flows": self.flows.writer.stats() if self.flows is not None else None}
 
     def _stats_line(self) -> None:
         st = self.status()

@@ -40,6 +40,7 @@ from ...packet.checksum import l4_checksum_ok
 from ...packet.packet import IPPROTO_TCP
 from ...packet.tcpopt import TCP_MAX_WSCALE, highest_sack, wscale_sackperm
 from ..conn import (
+    END_RST,
     IPCT_ASSURED,
     IPCT_PROTOINFO,
     IPS,
@@ -627,7 +628,7 @@ class TcpPy:
             if flags & _RST:
                 # the only answer is a RST: no connection, delete the entry now
                 tracker.acct(ct, pkt, dir)
-                tracker.kill(ct, now)
+                tracker.kill(ct, now, END_RST)
                 return NF_ACCEPT
             if index == TCP_SYN_SET and old == TCP_CONNTRACK_SYN_SENT:
                 # a retransmitted SYN must not keep the entry (and its NAT) alive
