@@ -41,6 +41,7 @@ class Config:
     log_level: str = "info"
     trace: str | None = None         # per-packet JSON lines (one file per worker)
     ipv6: bool = True
+    metrics: str | None = None       # --metrics ADDR:PORT: the Prometheus endpoint
 
     @property
     def queues(self) -> list[int]:
