@@ -293,8 +293,11 @@ class FakeWorker:
     """A worker's control server (the real CtlServer) with a table and the ``metrics``
     handler, served from a thread."""
 
-    def __init__(self, path: str, queue: int, entries: int, lat: int) -> None:
+    def __init__(self, path: str, queue: int, entries: int, lat: int,
+                 reasons: int = 0) -> None:
         self.tracker = Tracker()
+        for i in range(reasons):                 # long INVALID reasons: a big response
+            self.tracker.invalid_reasons[f"q{queue} reason {i} " + "x" * 20_000] = 1
         for i in range(entries):
             ops.run(self.tracker, ["-I", "-s", "192.0.2.1", "-d", "192.0.2.2", "-p", "udp",
                                    "--sport", str(1000 + i), "--dport", "53", "-t", "100"],
@@ -462,6 +465,68 @@ def test_http_concurrent_and_slow_clients(workers: list[tuple[int, str | None]])
     finally:
         for s in idle + [partial, deaf]:
             s.close()
+        srv.close()
+
+
+def test_http_slow_reader_does_not_block(tmp_path: Path) -> None:
+    """A response far bigger than the socket buffers (tcp_wmem's 4 MiB at most), to a
+    client that does not read: the server keeps the rest and goes on; other scrapes are
+    served meanwhile; the stuck one is closed at its deadline."""
+    big = [FakeWorker(str(tmp_path / f"big.q{q}"), q, 1, 1, reasons=150) for q in (0, 1)]
+    srv = Served([(0, big[0].srv.path), (1, big[1].srv.path)], client_timeout=3.0)
+    deaf = socket.socket()
+    deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    deaf.connect(("127.0.0.1", srv.port))
+    deaf.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        deadline = time.monotonic() + 5
+        while not any(c.state == "writing" and c.out for c in srv.srv.clients.values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        for _ in range(3):
+            code, _, body = _get(srv.url + "/metrics")
+            assert code == 200 and len(body) > 6_000_000
+        assert time.monotonic() - t0 < 2.5
+        stuck = [c for c in srv.srv.clients.values() if c.state == "writing" and c.out]
+        assert len(stuck) == 1 and len(stuck[0].out) > 100_000
+        deadline = time.monotonic() + 5
+        while srv.srv.clients:                     # dropped at its deadline
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        deaf.close()
+        srv.close()
+        for b in big:
+            b.close()
+
+
+def test_http_survives_a_fork_closing_its_copy(workers: list[tuple[int, str | None]]) -> None:
+    """The supervisor forks workers while clients are connected; the child closes its
+    copies (close(forked=True)) without taking them out of the shared epoll set."""
+    srv = Served(workers)
+    c = socket.create_connection(("127.0.0.1", srv.port))
+    try:
+        deadline = time.monotonic() + 5
+        while not srv.srv.clients:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                srv.srv.close(forked=True)
+            finally:
+                os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+        c.settimeout(5)
+        c.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        out = b""
+        while chunk := c.recv(65536):
+            out += chunk
+        assert out.startswith(b"HTTP/1.1 200 OK") and b"node_nf_conntrack_entries 7" in out
+        assert _get(srv.url + "/metrics")[0] == 200
+    finally:
+        c.close()
         srv.close()
 
 

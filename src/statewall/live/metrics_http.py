@@ -85,7 +85,7 @@ class _Client:
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
         self.buf = b""
-        self.out = b""
+        self.out = memoryview(b"")      # what is left to send
         self.deadline = deadline
         self.state = "head"          # head -> waiting (for the workers) -> writing
 
@@ -173,8 +173,14 @@ class MetricsServer:
             if now >= c.deadline:
                 self._drop(fd)
 
-    def close(self) -> None:
-        """Close every socket (also in a forked worker: the parent's stay open)."""
+    def close(self, forked: bool = False) -> None:
+        """Close every socket. ``forked``: in a forked child (a worker), which shares the
+        epoll instance with the supervisor: only close the descriptors, never touch the
+        shared interest list (the supervisor's sockets stay open and watched)."""
+        if forked:
+            for c in self.clients.values():
+                c.sock.close()
+            self.clients.clear()
         for fd in list(self.clients):
             self._drop(fd)
         if self.round is not None:
@@ -263,7 +269,7 @@ class MetricsServer:
 
     def _reply(self, fd: int, c: _Client, data: bytes) -> None:
         c.state = "writing"
-        c.out = data
+        c.out = memoryview(data)
         self.ep.modify(fd, select.EPOLLOUT)
         self._write(fd, c)
 

@@ -87,7 +87,7 @@ class Supervisor:
                 if self.ctl is not None:
                     self.ctl.close()
                 if self.metrics is not None:
-                    self.metrics.close()
+                    self.metrics.close(forked=True)
                 code = run_worker(self.cfg, ch.queue, self.loader, self.builder, w, me)
             finally:
                 os._exit(code)
