@@ -20,14 +20,15 @@ import select
 import signal
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable, Final
+import typing
+from typing import Any, Callable, Final
 
 from ..ctl import server as ctl_server
 from . import log as swlog
 from .config import Builder, Config, Loader, RulesError, build_firewall, load_rules
 from .kernel import KernelSetup, KernelSetupError
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from .metrics_http import MetricsServer
 
 READY_TIMEOUT: Final = 30.0
