@@ -9,9 +9,8 @@ import argparse
 import sys
 
 from .. import __version__
-from . import conntrack, explain, kerneldiff, replay, rules, run
-from . import top as top_cmd
 from . import conntrack, explain, flows, kerneldiff, replay, rules, run
+from . import top as top_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:

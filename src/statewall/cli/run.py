@@ -65,6 +65,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--flows", metavar="PATH|URL",
                    help="write a record of every connection that ends to this SQLite file "
                         "or postgresql:// database (see 'statewall flows')")
+    p.add_argument("--metrics", metavar="[ADDR:]PORT",
+                   help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR "
+                        "default 127.0.0.1; IPv6 as [ADDR]:PORT); off unless given")
     p.set_defaults(func=run)
 
     r = sub.add_parser("reload", help="make a running 'statewall run' read its rules again",
@@ -102,6 +105,12 @@ def run(args: argparse.Namespace, loader: Any = None, builder: Any = None) -> in
     from ..live.kernel import KernelSetup
     try:
         cfg = config_from(args)
+        if getattr(args, "metrics", None) is not None:       # --metrics
+            from ..live.metrics_http import format_listen, parse_listen
+            cfg.metrics = format_listen(*parse_listen(args.metrics))
+            if not cfg.control:
+                raise ValueError("--metrics needs the control socket (--control PATH): "
+                                 "the workers answer scrapes there")
         build_settings(cfg.profile, cfg.sysctls)
     except (ValueError, SettingError, OSError) as e:
         print(f"statewall run: {e}", file=sys.stderr)

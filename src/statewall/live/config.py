@@ -42,6 +42,7 @@ class Config:
     trace: str | None = None         # per-packet JSON lines (one file per worker)
     ipv6: bool = True
     flows: str | None = None         # flow records: SQLite path or postgresql:// URL
+    metrics: str | None = None       # --metrics ADDR:PORT: the Prometheus endpoint
 
     @property
     def queues(self) -> list[int]:

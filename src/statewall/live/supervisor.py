@@ -20,12 +20,16 @@ import select
 import signal
 import socket
 import time
+import typing
 from typing import Any, Callable, Final
 
 from ..ctl import server as ctl_server
 from . import log as swlog
 from .config import Builder, Config, Loader, RulesError, build_firewall, load_rules
 from .kernel import KernelSetup, KernelSetupError
+
+if typing.TYPE_CHECKING:
+    from .metrics_http import MetricsServer
 
 READY_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 60.0
@@ -60,6 +64,7 @@ class Supervisor:
         self.kernel_installed = False
         self.ctl: socket.socket | None = None
         self.restart_at: dict[int, float] = {}
+        self.metrics: MetricsServer | None = None  # --metrics: live/metrics_http.py
         # control socket: first word of the request line -> handler(line) -> reply object
         self.commands: dict[str, Callable[[str], dict[str, Any]]] = {
             "reload": lambda line: self.reload(),
@@ -84,6 +89,8 @@ class Supervisor:
                         os.close(other.rfile)
                 if self.ctl is not None:
                     self.ctl.close()
+                if self.metrics is not None:
+                    self.metrics.close(forked=True)
                 code = run_worker(self.cfg, ch.queue, self.loader, self.builder, w, me)
             finally:
                 os._exit(code)
@@ -170,6 +177,8 @@ class Supervisor:
             except (RuntimeError, OSError) as e:
                 self.log.error(f"control socket: {e}")
                 return 1
+        if cfg.metrics and not self._open_metrics(cfg.metrics):
+            return 1
         try:
             for ch in self.children.values():
                 self._spawn(ch)
@@ -201,6 +210,8 @@ class Supervisor:
                     os.unlink(cfg.control or "")
                 except OSError:
                     pass
+            if self.metrics is not None:
+                self.metrics.close()
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -278,6 +289,21 @@ class Supervisor:
             except OSError:
                 pass
 
+    def _open_metrics(self, listen: str) -> bool:
+        from .metrics_http import MetricsServer, parse_listen
+        try:
+            host, port = parse_listen(listen)
+            self.metrics = MetricsServer(host, port, lambda: [
+                (q, ctl_server.worker_path(self.cfg.control or "", q)
+                 if ch.pid and ch.ready and self.cfg.control else None)
+                for q, ch in sorted(self.children.items())])
+        except (ValueError, OSError) as e:
+            self.log.error(f"metrics endpoint {listen}: {e}")
+            return False
+        swlog.event(logging.INFO, "metrics endpoint listening",
+                    url=f"http://{self.metrics.address}/metrics")
+        return True
+
     def worker_paths(self) -> list[str]:
         """The control sockets of the workers that are up (one table each)."""
         return [ctl_server.worker_path(self.cfg.control or "", q)
@@ -343,10 +369,15 @@ class Supervisor:
             fds = [wake] + [ch.rfile for ch in self.children.values() if ch.rfile >= 0]
             if self.ctl is not None:
                 fds.append(self.ctl.fileno())
+            if self.metrics is not None:          # --metrics (live/metrics_http.py)
+                fds.append(self.metrics.fileno())
             try:
-                r, _, _ = select.select(fds, [], [], 1.0)
+                r, _, _ = select.select(fds, [], [], 1.0 if self.metrics is None
+                                        else self.metrics.wait(1.0))
             except InterruptedError:
                 r = []
+            if self.metrics is not None:
+                self.metrics.poll()
             if wake in r:
                 try:
                     while os.read(wake, 512):

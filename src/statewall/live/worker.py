@@ -26,6 +26,7 @@ import socket
 import struct
 import sys
 import time
+from bisect import bisect_left
 from typing import IO, Any, Final
 
 from ..conntrack.conn import ctinfo_state
@@ -38,6 +39,7 @@ from ..io import nfqueue, statefile
 from ..packet.decode import decode_ip
 from ..packet.packet import ParseError
 from . import log as swlog
+from . import metrics as swmetrics
 from .config import Builder, Config, Loader, RulesError, build_settings
 from .kernel import INJECT_GID
 from .route import KernelHost, Watcher
@@ -99,6 +101,9 @@ class Worker:
         self.ring = n > 1
         self.next_queue = cfg.first_queue + (queue - cfg.first_queue + 1) % n
         self._passed: dict[bytes, float] = {}
+        # decision latency histogram (live/metrics.py): counts per bucket, +Inf last
+        self.lat_counts = [0] * (len(swmetrics.BOUNDS_NS) + 1)
+        self.lat_sum_ns = 0
 
     # -- reporting to the supervisor ------------------------------------------------------
     def _report(self, kind: str, **fields: Any) -> None:
@@ -185,6 +190,8 @@ class Worker:
         if self.ctl is not None:               # statewall top (top/snapshot.py)
             self.ctl.handlers[top_snapshot.WORD] = \
                 lambda line, now: top_snapshot.handle(self.tracker, line, now)
+        if self.ctl is not None:               # --metrics scrapes (live/metrics.py)
+            self.ctl.handlers["metrics"] = self._metrics
         swlog.event(logging.INFO, "worker ready", queue=self.queue_num,
                     entries=len(self.tracker.table), fail_open=cfg.fail_open)
         self._report("ready")
@@ -324,11 +331,15 @@ class Worker:
         process = fw.process
         NF_DROP = nfqueue.NF_DROP
         LOCAL_OUT = NF_INET_LOCAL_OUT
+        perf = time.perf_counter_ns             # decision latency (live/metrics.py)
+        lat = self.lat_counts
+        bounds = swmetrics.BOUNDS_NS
         while True:
             batch = q.recv_batch(BATCH)
             if not batch:
                 return
             now = time.monotonic()
+            lat_sum = 0
             accepted = dropped = 0
             for p in batch:
                 pid, qhook, qmark, indev, outdev, payload = p
@@ -365,7 +376,11 @@ class Worker:
                 host.cur_tos = pkt.tos
                 host.cur_res = None
                 try:
+                    t0 = perf()
                     d = process(pkt, now, hook)
+                    dt = perf() - t0
+                    lat[bisect_left(bounds, dt)] += 1
+                    lat_sum += dt
                 except Exception:
                     c["errors"] += 1
                     dropped += 1
@@ -398,6 +413,7 @@ class Worker:
                 if trace is not None:
                     self._trace(p, d, None)
             verdicts.flush()
+            self.lat_sum_ns += lat_sum
             self._gc_packets += len(batch)
             c["packets"] += len(batch)
             c["accepted"] += accepted
@@ -641,6 +657,14 @@ class Worker:
                 "queue_waiting": kc.get("queue_total", 0),
                 "route_lookups": self.host.lookups,
                 "flows": self.flows.writer.stats() if self.flows is not None else None}
+
+    def _metrics(self, line: str, now: float) -> dict[str, Any]:
+        """The ``metrics`` control request: this worker's snapshot (live/metrics.py)."""
+        t0 = time.perf_counter()
+        snap = swmetrics.snapshot(self.tracker, now, self.queue_num, self.status(),
+                                  self.lat_counts, self.lat_sum_ns)
+        snap["snapshot_seconds"] = time.perf_counter() - t0
+        return {"ok": True, "metrics": snap}
 
     def _stats_line(self) -> None:
         st = self.status()
