@@ -139,12 +139,15 @@ class Conn:
     a helper or made from an expectation, else None. nat: the NAT extension
     (``statewall.nat.core.NatExt``: MASQUERADE's interface, sequence adjustment), created
     only for entries that need one, else None; the binding itself is the reply tuple and
-    the IPS_*NAT* bits.
+    the IPS_*NAT* bits. rule: the filter-table rule (or policy) that accepted the entry's
+    first packet, e.g. "filter/FORWARD#3" (the engine's shared source string, so one
+    pointer per entry), set at confirm; None without rules or for entries made by
+    ``conntrack -I``.
     """
 
     __slots__ = ("orig", "reply", "status", "timeout", "l3num", "proto", "state", "l4",
                  "mark", "zone", "acct", "master", "helper", "id", "start", "events",
-                 "bucket", "help", "nat")
+                 "bucket", "help", "nat", "rule")
 
     orig: Tuple
     reply: Tuple
@@ -165,6 +168,7 @@ class Conn:
     bucket: float
     help: Help | None
     nat: Any
+    rule: str | None
 
     def __init__(self, orig: Tuple, reply: Tuple, l3num: int, now: float) -> None:
         self.orig = orig
@@ -186,6 +190,7 @@ class Conn:
         self.bucket = -1.0
         self.help = None
         self.nat = None
+        self.rule = None
 
     def __repr__(self) -> str:
         return f"<Conn id={self.id} proto={self.proto} state={self.state} status={self.status:#x}>"
