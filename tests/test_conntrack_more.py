@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -210,3 +210,65 @@ def test_kernel_differential_in_process(tmp_path: Path) -> None:
     kinds = {ln.split("]")[0].strip() + "]" for ln in plain["-E"]}
     assert kinds == {"[NEW]", "[UPDATE]", "[DESTROY]"}
     assert all("[USERSPACE] portid=P" in ln for ln in plain["-E"])
+
+
+# -- delete by rule, prune: in process --------------------------------------------------------
+TWO_RULES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m state --state ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i c0 -p tcp --dport 80 -m state --state NEW -j ACCEPT
+-A FORWARD -i c0 -p udp --dport 53 -m state --state NEW -j ACCEPT
+COMMIT
+"""
+NO_UDP = TWO_RULES.replace("-A FORWARD -i c0 -p udp --dport 53 -m state --state NEW -j ACCEPT\n",
+                           "")
+
+
+def _fw(rules: str, tracker: Tracker | None = None) -> object:
+    from statewall.firewall import Firewall
+    from statewall.host import HostModel, parse_iface
+    from statewall.rules.parse import parse_ruleset
+    host = HostModel([parse_iface("c0=198.51.100.1/24"), parse_iface("s0=203.0.113.1/24")])
+    return Firewall(Settings(), tracker=tracker, rules4=parse_ruleset(rules, "t.rules", 4),
+                    host=host)
+
+
+def test_rule_recorded_delete_by_rule_and_prune_in_process() -> None:
+    from flows import dec, tcp, udp
+    from statewall.live.prune import prune
+    fw: Any = _fw(TWO_RULES)
+    for i in range(3):
+        for p in (tcp(sport=40000 + i), udp(sport=5000 + i)):
+            pkt = dec(p)
+            pkt.iface = "c0"
+            assert fw.process(pkt, 1.0).verdict == "ACCEPT"
+    tr = fw.tracker
+    rules = sorted((ct.proto, ct.rule) for ct in tr.entries(1.0))
+    assert rules == [(6, "filter/FORWARD#2")] * 3 + [(17, "filter/FORWARD#3")] * 3
+    # JSON shows it; the conntrack forms do not
+    r = ops.run(tr, ["-L", "-p", "udp", "-o", "json"], 2.0)
+    assert [json.loads(x)["rule"] for x in r.out.splitlines()] == ["filter/FORWARD#3"] * 3
+    assert "FORWARD" not in ops.run(tr, ["-L", "-o", "extended,id"], 2.0).out
+    # -D --rule: exactly that rule's entries (and -L --rule filters the same way)
+    assert ops.run(tr, ["-L", "--rule", "filter/FORWARD#2"], 2.0).out.count("tcp") == 3
+    r = ops.run(tr, ["-D", "--rule", "filter/FORWARD#2"], 2.0)
+    assert r.rc == 0 and "3 flow entries have been deleted" in r.err
+    assert {ct.proto for ct in tr.entries(2.0)} == {17}
+    assert ops.run(tr, ["-D", "--rule", "filter/FORWARD#2"], 2.0).rc == 1
+    # entries made by conntrack -I have no rule
+    ops.run(tr, "-I -s 198.51.100.2 -d 203.0.113.2 -p tcp --sport 1 --dport 80 -t 50 "
+                "--state ESTABLISHED".split(), 2.0)
+    # prune against the rules without the UDP rule: the three UDP entries go, with
+    # [DESTROY] events; the TCP one (its first packet still accepted) stays
+    seen: list[str] = []
+    from statewall.conntrack.ecache import notifier
+    notifier(tr).add(lambda now, bits, ct: seen.append(f"{bits}/{ct.proto}"))
+    new: Any = _fw(NO_UDP, tr)
+    res = prune(new, 3.0)
+    assert res == {"checked": 4, "pruned": 3, "kept": 0}
+    assert sorted(seen) == ["4/17"] * 3
+    assert [ct.proto for ct in tr.entries(3.0)] == [6]
+    # the live rule counters were not touched by the questions
+    assert all(p == 0 for p, _ in new.engine4.counters()[("filter", "FORWARD")][1])

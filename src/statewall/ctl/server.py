@@ -223,7 +223,8 @@ def forward(line: str, paths: list[str], timeout: float = 10.0) -> dict[str, Any
         if any(o.startswith(render.XML_HEAD) for o in outs):    # one -o xml document
             body = "".join(o.removeprefix(render.XML_HEAD).removesuffix(render.XML_TAIL)
                            for o in outs)
-            out = render.XML_HEAD + body + render.XML_TAIL if body else ""
+            tail = render.XML_TAIL if any(o.endswith(render.XML_TAIL) for o in outs) else ""
+            out = render.XML_HEAD + body + tail if body else ""
         else:
             out = "".join(outs)
     err = next((str(r.get("err", "")) for r in good if int(r.get("rc", 1)) == rc), "")

@@ -37,6 +37,7 @@ from ..io import nfqueue, statefile
 from ..packet.decode import decode_ip
 from ..packet.packet import ParseError
 from . import log as swlog
+from . import prune
 from .config import Builder, Config, Loader, RulesError, build_settings
 from .kernel import INJECT_GID
 from .route import KernelHost, Watcher
@@ -177,6 +178,8 @@ class Worker:
                                      lambda: self.tracker, time.monotonic)
             except OSError as e:
                 self.log.error(f"conntrack control socket: {e}")
+        if self.ctl is not None:               # statewall reload --prune (live/prune.py)
+            self.ctl.handlers["prune"] = prune.worker_handler(lambda: self.fw)
         swlog.event(logging.INFO, "worker ready", queue=self.queue_num,
                     entries=len(self.tracker.table), fail_open=cfg.fail_open)
         self._report("ready")
