@@ -272,3 +272,79 @@ def test_rule_recorded_delete_by_rule_and_prune_in_process() -> None:
     assert [ct.proto for ct in tr.entries(3.0)] == [6]
     # the live rule counters were not touched by the questions
     assert all(p == 0 for p, _ in new.engine4.counters()[("filter", "FORWARD")][1])
+
+
+# -- live, end to end (root, the lab namespaces) -----------------------------------------------
+LIVE_RULES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m state --state ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i c0 -o s0 -p tcp --syn -m state --state NEW -j ACCEPT
+-A FORWARD -i c0 -o s0 -p udp -m state --state NEW -j ACCEPT
+COMMIT
+"""
+LIVE_NO_UDP = LIVE_RULES.replace(
+    "-A FORWARD -i c0 -o s0 -p udp -m state --state NEW -j ACCEPT\n", "")
+
+
+def _ct(control: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([STATEWALL, "conntrack", f"--control={control}", *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def _entries(control: str) -> list[dict[str, Any]]:
+    r = _ct(control, "-L", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    return [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+
+
+def test_live_delete_by_rule_and_reload_prune(tmp_path: Path) -> None:
+    from test_live import LAB_OK, LAB_WHY, SERVER_V4, Daemon, TcpServer, Topology, \
+        _connect, _echo, _udp_exchange
+    from statewall.live.supervisor import control_request
+    if not LAB_OK:
+        pytest.skip(f"live kernel lab unavailable: {LAB_WHY}")
+    with Topology() as lab:
+        lab.up(live_peers=True)
+        d = Daemon(lab, tmp_path, rules=LIVE_RULES)
+        srv = TcpServer(lab, 7020, "echo")
+        try:
+            d.start()
+            s = _connect(lab, "client", SERVER_V4, 7020)
+            assert _echo(s, b"tcp") == b"tcp"
+            assert _udp_exchange(lab, 5400) == b"HELLO"
+            assert _udp_exchange(lab, 5401) == b"HELLO"
+            by_rule = sorted((e["proto"], e["rule"]) for e in _entries(d.control))
+            assert by_rule == [("tcp", "filter/FORWARD#2"), ("udp", "filter/FORWARD#3"),
+                               ("udp", "filter/FORWARD#3")]
+            # delete by the UDP rule: only the two UDP entries go
+            r = _ct(d.control, "-D", "--rule", "filter/FORWARD#3")
+            assert r.returncode == 0 and "2 flow entries have been deleted" in r.stderr
+            assert [e["proto"] for e in _entries(d.control)] == ["tcp"]
+            assert _echo(s, b"still") == b"still"
+            # reload without the UDP rule, --prune: the new UDP entry goes, TCP lives on
+            assert _udp_exchange(lab, 5402) == b"HELLO"
+            ev = subprocess.Popen([STATEWALL, "conntrack", f"--control={d.control}", "-E",
+                                   "-e", "DESTROY"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+            time.sleep(0.8)
+            d.rules.write_text(LIVE_NO_UDP)
+            reply = control_request(d.control, "reload --prune")
+            assert reply["ok"] and reply["pruned"] == 1 and reply["checked"] == 2, reply
+            assert [e["proto"] for e in _entries(d.control)] == ["tcp"]
+            assert _echo(s, b"after prune") == b"after prune"   # the other kind continues
+            s2 = _connect(lab, "client", SERVER_V4, 7020)         # and new TCP is allowed
+            assert _echo(s2, b"new") == b"new"
+            s2.close()
+            assert _udp_exchange(lab, 5403) == "timeout"         # new UDP is not
+            time.sleep(0.3)
+            ev.send_signal(signal.SIGINT)
+            out, err = ev.communicate(timeout=20)
+            destroys = [x for x in out.splitlines() if "[DESTROY]" in x]
+            assert len(destroys) == 1 and "udp" in destroys[0] and "dport=5402" in destroys[0]
+            assert "[USERSPACE]" not in destroys[0]   # the daemon, not a client, pruned it
+            s.close()
+        finally:
+            srv.close()
+            d.stop()
