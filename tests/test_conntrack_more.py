@@ -348,3 +348,16 @@ def test_live_delete_by_rule_and_reload_prune(tmp_path: Path) -> None:
         finally:
             srv.close()
             d.stop()
+
+
+@needs_kernel
+@pytest.mark.parametrize("queues", ["0", "0-1"])
+def test_kernel_differential_live(tmp_path: Path, queues: str) -> None:
+    """The same script through a running ``statewall run`` (supervisor -> workers)."""
+    kern = kernel_result()
+    with _daemon(tmp_path, "--queues" if "-" in queues else "--queue", queues,
+                 "--sysctl", TS) as ctl:
+        env = dict(os.environ, STATEWALL_CONTROL=ctl)
+        ours = run_script([STATEWALL, "conntrack"], env, settle=1.5)
+    diffs = compare(kern, ours)
+    assert not diffs, "\n".join(diffs)
