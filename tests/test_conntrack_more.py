@@ -361,3 +361,82 @@ def test_kernel_differential_live(tmp_path: Path, queues: str) -> None:
         ours = run_script([STATEWALL, "conntrack"], env, settle=1.5)
     diffs = compare(kern, ours)
     assert not diffs, "\n".join(diffs)
+
+
+# -- expectations ----------------------------------------------------------------------------
+EXP_MASTER = "-s 198.51.100.2 -d 203.0.113.2 -p tcp --sport 40000 --dport 21"
+EXP_I = (f"-I expect {EXP_MASTER} --tuple-src 198.51.100.2 --tuple-dst 203.0.113.2 "
+         "--mask-src 255.255.255.255 --mask-dst 255.255.255.255 --tuple-port-src 0 "
+         "--tuple-port-dst 50000 --mask-port-src 0 --mask-port-dst 0xffff -t 200")
+EXP_TUPLE = "-s 198.51.100.2 -d 203.0.113.2 -p tcp --dport 50000"
+
+
+def test_expectations_in_process() -> None:
+    """-I/-G/-D expect as ctnetlink answers them (messages checked against this machine's
+    kernel: no master, a master without helper, a duplicate), with [NEW]/[DESTROY]
+    expectation events."""
+    from statewall.conntrack.ecache import notifier
+    from statewall.conntrack.format import expect_event_line
+    from statewall.conntrack.helpers import attach
+    tr = Tracker()
+    seen: list[str] = []
+    notifier(tr).add(None, lambda now, bits, e: seen.append(expect_event_line(bits, e, now)))
+    r = ops.run(tr, EXP_I.split(), 10.0)
+    assert (r.rc, r.err) == (1, "conntrack v1.4.7 (conntrack-tools): Operation failed: "
+                                "master conntrack not found\n")
+    assert ops.run(tr, ["-I", "expect", *EXP_MASTER.split(), "-t", "5"], 10.0).rc == 2
+    assert ops.run(tr, f"-I {EXP_MASTER} --state ESTABLISHED -u SEEN_REPLY,ASSURED "
+                       "-t 100".split(), 10.0).rc == 0
+    r = ops.run(tr, EXP_I.split(), 10.0)
+    assert r.err.endswith("Operation failed: Operation not supported\n")
+    (master,) = tr.entries(10.0)
+    helper = tr.helpers.find("ftp", 2, 6)
+    assert helper is not None
+    attach(master, helper)
+    r = ops.run(tr, EXP_I.split(), 10.0)
+    assert (r.rc, r.out, r.err) == (0, "", "")
+    assert ops.run(tr, EXP_I.split(), 10.0).err.endswith("Operation failed: File exists\n")
+    want = ("300 proto=6 src=198.51.100.2 dst=203.0.113.2 sport=0 dport=50000 "
+            "mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 "
+            "master-src=198.51.100.2 master-dst=203.0.113.2 sport=40000 dport=21 class=0 "
+            "helper=ftp")
+    assert ops.run(tr, ["-L", "expect"], 10.0).out == want + "\n"
+    r = ops.run(tr, ["-G", "expect", *EXP_TUPLE.split()], 11.0)
+    assert r.rc == 0 and r.out.startswith("299 proto=6 ") and "1 expectations" in r.err
+    assert ops.run(tr, ["-D", "expect", *EXP_TUPLE.split()], 11.0).rc == 0
+    r = ops.run(tr, ["-D", "expect", *EXP_TUPLE.split()], 11.0)
+    assert r.rc == 1 and r.err.endswith("No such file or directory\n")
+    assert ops.run(tr, ["-C", "expect"], 11.0).out == "0\n"
+    assert seen == ["    [NEW] " + want, "[DESTROY] " + want.replace("300 ", "299 ", 1)]
+
+
+def test_expectation_events_to_subscribers(tmp_path: Path) -> None:
+    """``statewall conntrack -E expect`` sees the [NEW] of -I expect and the [DESTROY] of
+    -D expect (through the control socket, as a client would)."""
+    from statewall.conntrack.helpers import attach
+    srv = ServedTs(str(tmp_path / "ctl.sock"))
+    env = dict(os.environ, STATEWALL_CONTROL=srv.srv.path)
+    try:
+        def ct(args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([STATEWALL, "conntrack", *args.split()], env=env,
+                                  capture_output=True, text=True, timeout=30)
+        assert ct(f"-I {EXP_MASTER} --state ESTABLISHED -u SEEN_REPLY,ASSURED "
+                  "-t 100").returncode == 0
+        tr = srv.tracker
+        helper = tr.helpers.find("ftp", 2, 6)
+        assert helper is not None
+        attach(next(iter(tr.entries(time.monotonic()))), helper)
+        ev = subprocess.Popen([STATEWALL, "conntrack", "-E", "expect"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        assert ct(EXP_I).returncode == 0
+        assert ct(f"-D expect {EXP_TUPLE}").returncode == 0
+        time.sleep(0.5)
+        ev.send_signal(signal.SIGINT)
+        out, err = ev.communicate(timeout=20)
+    finally:
+        srv.close()
+    lines = out.splitlines()
+    assert [x[:9] for x in lines] == ["    [NEW]", "[DESTROY]"], out
+    assert all("dport=50000" in x and "helper=ftp" in x for x in lines)
+    assert "2 expectation events have been shown." in err

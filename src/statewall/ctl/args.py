@@ -62,6 +62,7 @@ OPTIONS: Final[dict[str, str]] = {
     "--icmpv6-id": "icmp_id", "--mask-port-src": "mask_sport", "--mask-port-dst": "mask_dport",
     "-n": "src_nat", "--src-nat": "src_nat", "-g": "dst_nat", "--dst-nat": "dst_nat",
     "-j": "any_nat", "--any-nat": "any_nat", "-z": "zero", "--zero": "zero",
+    "--tuple-port-src": "tuple_sport", "--tuple-port-dst": "tuple_dport",
     "--rule": "rule",            # statewall: the rule that accepted the first packet
 }
 _OPTIONAL_ARG: Final = frozenset({"src_nat", "dst_nat", "any_nat"})

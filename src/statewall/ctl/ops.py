@@ -370,6 +370,10 @@ def execute(tr: Tracker, c: Command, now: float, batch: bool = False,
     """Run one parsed command against the table. ``wall_offset``: UNIX time minus the
     table's clock (for start times and ``-o ktimestamp``)."""
     k = c.cmd
+    if c.table == "expect" and k in ("create", "get", "delete"):
+        from . import expect_ops             # -I / -G / -D expect
+        return {"create": expect_ops.create, "get": expect_ops.get,
+                "delete": expect_ops.delete}[k](tr, c, now)
     if c.table == "expect" and k not in ("list", "flush", "count"):
         return Result(2, err=f"conntrack v1.4.7 (conntrack-tools): {k} of expectations is "
                              "not supported by statewall yet\n")
