@@ -302,7 +302,6 @@ def _entries(control: str) -> list[dict[str, Any]]:
 def test_live_delete_by_rule_and_reload_prune(tmp_path: Path) -> None:
     from test_live import LAB_OK, LAB_WHY, SERVER_V4, Daemon, TcpServer, Topology, \
         _connect, _echo, _udp_exchange
-    from statewall.live.supervisor import control_request
     if not LAB_OK:
         pytest.skip(f"live kernel lab unavailable: {LAB_WHY}")
     with Topology() as lab:
@@ -330,7 +329,10 @@ def test_live_delete_by_rule_and_reload_prune(tmp_path: Path) -> None:
                                   stderr=subprocess.PIPE, text=True)
             time.sleep(0.8)
             d.rules.write_text(LIVE_NO_UDP)
-            reply = control_request(d.control, "reload --prune")
+            r = subprocess.run([STATEWALL, "reload", "--prune", "--control", d.control],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            reply = json.loads(r.stdout)
             assert reply["ok"] and reply["pruned"] == 1 and reply["checked"] == 2, reply
             assert [e["proto"] for e in _entries(d.control)] == ["tcp"]
             assert _echo(s, b"after prune") == b"after prune"   # the other kind continues
