@@ -323,7 +323,22 @@ def test_live_events(tmp_path: Path) -> None:
             ev = Cli(d.control, "-E")
             udp_only = Cli(d.control, "-E", "-p", "udp", "-e", "NEW")
             slow = Cli(d.control, "-E", "-b", "4")
-            time.sleep(0.5)
+            # every reader subscribed before any traffic (and before slow stops: stopped
+            # mid-request it would hold the supervisor's control socket): a marker
+            # entry's [NEW] (conntrack -I reports one, as ctnetlink does) reaches all three
+            def marker() -> None:
+                for cmd in ("-D", "-I"):
+                    subprocess.run([STATEWALL, "conntrack", f"--control={d.control}", cmd,
+                                    "-s", "192.0.2.1", "-d", "192.0.2.2", "-p", "udp",
+                                    "--sport", "1", "--dport", "2", "-t", "5"],
+                                   capture_output=True)
+            marker()
+            for c in (ev, udp_only, slow):
+                deadline = time.monotonic() + 30
+                while not any("[NEW] udp" in ln and "dport=2 " in ln
+                              for ln in c.read(len(c.lines) + 1, 1.0)):
+                    assert time.monotonic() < deadline, "a reader never subscribed"
+                    marker()
             slow.p.send_signal(signal.SIGSTOP)
             srv = TcpServer(lab, 7010, "echo")
             s = _connect(lab, "client", SERVER_V4, 7010)

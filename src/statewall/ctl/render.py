@@ -124,7 +124,7 @@ def xml_flow(ct: Conn, now: float, l4: L4Tracker, kind: str | None = None,
 
 def userspace(portid: int | None) -> str:
     """The tail conntrack prints after an event a netlink client caused."""
-    return "" if portid is None else f"{USERSPACE}{portid}"
+    return f"{USERSPACE}{portid}" if portid else ""
 
 
 def progname(pid: int) -> str | None:

@@ -50,7 +50,7 @@ def handle(tr: Tracker, line: str, now: float, hub: EventHub | None = None
     except (ValueError, KeyError, TypeError) as e:
         return {"ok": False, "error": f"bad conntrack request: {e}"}
     if hub is not None:
-        hub.origin = portid if portid is not None else 0
+        hub.origin = portid                  # None / 0: printed as the kernel's own
     try:
         r = ops.run(tr, argv, now, batch, time.time() - time.monotonic())
     finally:
