@@ -19,6 +19,7 @@ Must not know: sockets other than the control requests, NFQUEUE.
 from __future__ import annotations
 
 import json
+import logging
 import struct
 from typing import Any, Final
 
@@ -140,10 +141,14 @@ def prune(fw: Firewall, now: float) -> dict[str, int]:
 def worker_handler(fw_of: Any) -> Any:
     """The worker's ``prune`` request handler: ``fw_of()`` is the current Firewall."""
     def handle(line: str, now: float) -> dict[str, Any]:
+        from . import log as swlog
         try:
-            return {"ok": True, **prune(fw_of(), now)}
+            res = prune(fw_of(), now)
         except Exception as e:                # a bug: reported, the worker goes on
+            swlog.get().exception("prune failed")
             return {"ok": False, "error": f"prune failed: {e!r}"}
+        swlog.event(logging.INFO, "entries pruned", **res)
+        return {"ok": True, **res}
     return handle
 
 
