@@ -76,11 +76,13 @@ class Decision:
     ``Firewall.want_output``, what leaves the box for this packet, in order: (output
     interface, bytes from the network header) - one item, or one per fragment. seen: the
     bytes as conntrack saw them, when NAT has rewritten ``pkt.buf`` since (else None).
+    rule: the filter table's deciding rule or policy ("filter/FORWARD#3"); a new entry
+    keeps it as ``Conn.rule`` when it is confirmed (``conntrack -D --rule``).
     """
 
     __slots__ = ("verdict", "pkt", "reason", "ct", "ctinfo", "fragments", "discarded",
                  "source", "path", "matched", "emitted", "nat", "out_iface", "route_drop",
-                 "out", "seen")
+                 "out", "seen", "rule")
 
     def __init__(self, verdict: str, pkt: Packet | None, reason: str | None = None) -> None:
         self.verdict = verdict
@@ -101,6 +103,7 @@ class Decision:
         self.route_drop: str | None = None
         self.out: Sequence[tuple[str | None, bytes]] = ()
         self.seen: bytes | None = None
+        self.rule: str | None = None
 
 
 _REJECT_HOOK: Final = {"INPUT": NF_INET_LOCAL_IN, "FORWARD": NF_INET_FORWARD,
@@ -421,11 +424,15 @@ class Firewall:
                     out_iface = "lo" if host.delivers_locally(pkt.dst) else host.route(pkt.dst)
                     d.out_iface = out_iface
             i += 1
+        ct = pkt.ct
+        fresh = ct is not None and not ct.status & IPS_CONFIRMED
         if tracker.confirm(pkt, now) == VERDICT_DROP:
             d.verdict = DROP
             d.reason = pkt.reason
             d.source = "conntrack confirm"
             return d
+        if fresh and pkt.ct is ct:
+            ct.rule = d.rule                    # which rule let the entry in (-D --rule)
         if nat is not None:
             why = nat.seq_adjust(pkt)           # nf_confirm: after the helper
             if why is not None:
@@ -560,6 +567,8 @@ class Firewall:
             d.reason = f"dropped by {res.source}"
             return False
         src = res.source
+        if table == "filter":
+            d.rule = src
         if self.trace and src and not src.endswith("no such chain"):
             # an accepted packet's source: the last rule that accepted it, else the last
             # policy that did

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..ctl import args as ctargs
 from ..ctl import events as ctevents
+from ..ctl import render
 from ..ctl.server import encode, request
 from .run import DEFAULT_CONTROL
 
@@ -113,6 +114,17 @@ def main(args: argparse.Namespace) -> int:
 
 
 # -- statewall conntrack -E (ctl/events.py) ---------------------------------------------------
+def _with_progname(text: str) -> str:
+    """conntrack adds ``progname=NAME`` to ``[USERSPACE] portid=N`` when the process that
+    sent the command still exists."""
+    i = text.rfind(render.USERSPACE)
+    if i < 0:
+        return text
+    pid = text[i + len(render.USERSPACE):]
+    name = render.progname(int(pid)) if pid.isdigit() and int(pid) > 0 else None
+    return text if name is None else f"{text} progname={name}"
+
+
 def _subscribe(path: str, argv: list[str]) -> tuple[socket.socket | None, dict[str, Any]]:
     """Send the -E request; (the open stream, the ack) or (None, the final reply)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -142,6 +154,7 @@ def _events(path: str, argv: list[str], cmd: ctargs.Command) -> int:
     Several workers (the supervisor answers with their sockets): subscribe to each and
     print lines as they arrive. A ``!lost N`` marker prints conntrack's ENOBUFS warning."""
     what = "expectation" if cmd.table == "expect" else "flow"
+    xml = "xml" in cmd.output and cmd.table != "expect"
     streams: list[socket.socket] = []
     shown = 0
     stopping: list[int] = []
@@ -192,7 +205,9 @@ def _events(path: str, argv: list[str], cmd: ctargs.Command) -> int:
                                          "daemon's buffer for it, in events)\n")
                         sys.stderr.flush()
                         continue
-                    sys.stdout.write(text + "\n")
+                    if xml and not shown:
+                        sys.stdout.write(render.XML_HEAD)
+                    sys.stdout.write(_with_progname(text) + "\n")
                     shown += 1
                 sys.stdout.flush()
         if not stopping:
@@ -206,6 +221,8 @@ def _events(path: str, argv: list[str], cmd: ctargs.Command) -> int:
         for x in streams:
             x.close()
     try:
+        if xml and shown:
+            sys.stdout.write(render.XML_TAIL)
         sys.stdout.flush()
     except BrokenPipeError:
         pass

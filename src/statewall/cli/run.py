@@ -75,7 +75,11 @@ def add_parser(sub: Any) -> None:
                                    "set with any error is refused and the running one stays; "
                                    "the exit status says which.")
     r.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH")
-    r.set_defaults(func=lambda a: _control(a, "reload"))
+    r.add_argument("--prune", action="store_true",
+                   help="then drop the entries whose first packet the new rules would "
+                        "not accept any more (their [DESTROY] events; the count is in "
+                        "the reply as 'pruned')")
+    r.set_defaults(func=lambda a: _control(a, "reload --prune" if a.prune else "reload"))
 
     s = sub.add_parser("status", help="counters of a running 'statewall run' (JSON)")
     s.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH")
@@ -154,7 +158,7 @@ def _control(args: argparse.Namespace, command: str) -> int:
         return 2
     json.dump(reply, sys.stdout, indent=1)
     sys.stdout.write("\n")
-    if command == "reload" and not reply.get("ok"):
+    if command.startswith("reload") and not reply.get("ok"):
         errs = reply.get("errors") or {}
         msg = reply.get("error") or "; ".join(f"q{q}: {e}" for q, e in errs.items()) \
             or f"no answer from {reply.get('no_answer')}"

@@ -150,12 +150,15 @@ class Conn:
     (``statewall.nat.core.NatExt``: MASQUERADE's interface, sequence adjustment), created
     only for entries that need one, else None; the binding itself is the reply tuple and
     the IPS_*NAT* bits. fc: the rule traversals cached for the established packets of
-    each direction (``statewall.flowcache``), or None.
+    each direction (``statewall.flowcache``), or None. rule: the filter-table rule (or policy) that accepted the entry's
+    first packet, e.g. "filter/FORWARD#3" (the engine's shared source string, so one
+    pointer per entry), set at confirm; None without rules or for entries made by
+    ``conntrack -I``.
     """
 
     __slots__ = ("orig", "reply", "status", "timeout", "l3num", "proto", "state", "l4",
                  "mark", "zone", "acct", "master", "helper", "id", "start", "events",
-                 "bucket", "help", "nat", "fc")
+                 "bucket", "help", "nat", "fc", "rule")
 
     orig: Tuple
     reply: Tuple
@@ -177,6 +180,7 @@ class Conn:
     help: Help | None
     nat: Any
     fc: Any
+    rule: str | None
 
     def __init__(self, orig: Tuple, reply: Tuple, l3num: int, now: float) -> None:
         self.orig = orig
@@ -199,6 +203,7 @@ class Conn:
         self.help = None
         self.nat = None
         self.fc = None              # flowcache.FlowEntry per direction, or None
+        self.rule = None
 
     def __repr__(self) -> str:
         return f"<Conn id={self.id} proto={self.proto} state={self.state} status={self.status:#x}>"

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from .conn import (
     IPCT_DESTROY,
+    IPCT_MARK,
     IPCT_NEW,
     IPCT_PROTOINFO,
     IPCT_RELATED,
@@ -89,8 +90,9 @@ def _counters(ct: Conn, dir: int, acct: bool) -> str:
 
 
 def conntrack_line(ct: Conn, now: float, l4: L4Tracker, acct: bool = False,
-                   extended: bool = False, with_id: bool = False) -> str:
-    """One ``conntrack -L`` line (no newline)."""
+                   extended: bool = False, with_id: bool = False, extra: str = "") -> str:
+    """One ``conntrack -L`` line (no newline). extra: the timestamp extension's text
+    (`` delta-time=N [start=...]``), printed before ``use=``; ``id=`` comes last."""
     p = ct.proto
     s = ""
     if extended:
@@ -108,11 +110,13 @@ def conntrack_line(ct: Conn, now: float, l4: L4Tracker, acct: bool = False,
     s += f"mark={ct.mark} "
     if ct.zone:
         s += f"zone={ct.zone} "
+    if extra:
+        s += extra[1:] + " "
     if ct.helper:
         s += f"helper={ct.helper} "
-    if with_id:
-        s += f"id={ct.id} "
     s += f"use={conntrack_use(ct)}"
+    if with_id:
+        s += f" id={ct.id}"
     return s
 
 
@@ -179,7 +183,7 @@ def event_line(bits: int, ct: Conn, now: float, l4: L4Tracker, acct: bool = Fals
     s += tuple_text(ct.reply) + (_counters(ct, 1, acct) if destroy else "")
     if ct.status & IPS_ASSURED:
         s += "[ASSURED] "
-    if ct.mark:
+    if ct.mark or bits & IPCT_MARK:      # ctnetlink_dump_mark: nonzero, or it changed
         s += f"mark={ct.mark} "
     if ct.zone:
         s += f"zone={ct.zone} "

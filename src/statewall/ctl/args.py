@@ -62,6 +62,8 @@ OPTIONS: Final[dict[str, str]] = {
     "--icmpv6-id": "icmp_id", "--mask-port-src": "mask_sport", "--mask-port-dst": "mask_dport",
     "-n": "src_nat", "--src-nat": "src_nat", "-g": "dst_nat", "--dst-nat": "dst_nat",
     "-j": "any_nat", "--any-nat": "any_nat", "-z": "zero", "--zero": "zero",
+    "--tuple-port-src": "tuple_sport", "--tuple-port-dst": "tuple_dport",
+    "--rule": "rule",            # statewall: the rule that accepted the first packet
 }
 _OPTIONAL_ARG: Final = frozenset({"src_nat", "dst_nat", "any_nat"})
 _NO_ARG: Final = frozenset({"zero"})
@@ -131,6 +133,7 @@ class Command:
     any_nat: Nat | None = None
     output: frozenset[str] = frozenset()
     load_file: str | None = None
+    rule: str | None = None                  # statewall's --rule filter/FORWARD#3
 
 
 def _num(text: str, what: str, hi: int) -> int:
@@ -319,6 +322,10 @@ def _apply(c: Command, name: str, val: str | None) -> None:
         if fam is None:
             raise ParamError(f"`{v}' unsupported protocol")
         c.family = fam
+    elif name == "rule":
+        if not v or len(v) > 256:
+            raise ParamError(f"invalid rule `{v}' (table/CHAIN#N or table/CHAIN policy)")
+        c.rule = v
     elif name == "output":
         outs = frozenset(v.split(","))
         if not outs <= OUTPUTS:

@@ -28,7 +28,7 @@ from ..conntrack.core import Tracker
 from ..conntrack.ecache import notifier
 from ..conntrack.expect import Expectation
 from ..conntrack.format import event_kind, event_line, expect_event_line
-from . import ops
+from . import ops, render
 from .args import Command, ParamError, parse
 
 DEFAULT_RING: Final = 4096
@@ -120,6 +120,9 @@ class EventHub:
         self.subs: list[Subscriber] = []
         self.lost_total = 0                  # events lost over all subscribers
         self._hooked: Tracker | None = None
+        # the portid of the client whose control command is running (its events carry
+        # conntrack's "[USERSPACE] portid=N"); None while packets cause the events
+        self.origin: int | None = None
 
     # -- subscriptions ------------------------------------------------------------------
     def subscribe(self, conn: socket.socket, c: Command) -> None:
@@ -168,23 +171,36 @@ class EventHub:
         kind = event_kind(bits)
         base: str | None = None
         stamp = ""
+        wall = 0.0
+        tail = render.userspace(self.origin)
+        tr: Tracker | None = None
         for s in self.subs:
             if s.expect or kind not in s.kinds or not ops.matches(ct, s.cmd):
                 continue
-            if base is None:
+            if base is None or tr is None:
                 tr = self.tracker()
                 base = event_line(bits, ct, now, tr.l4[ct.proto])
-                stamp = timestamp(self.wall())
-            line = base
+                wall = self.wall()
+                stamp = timestamp(wall)
             out = s.cmd.output
+            ts = bool(tr.settings.nf_conntrack_timestamp)
+            if "xml" in out:
+                line = render.xml_flow(ct, now, tr.l4[ct.proto], kind, True, ts,
+                                       "ktimestamp" in out, wall - now,
+                                       wall if "timestamp" in out else None, bits) + tail
+                self._push(s, line)
+                continue
+            line = base
             if "extended" in out:
                 l3 = "ipv4" if ct.l3num == 2 else "ipv6"
                 line = f"{line[:10]}{l3:<8} {ct.l3num} {line[10:]}"
+            if ts and kind == "[DESTROY]":       # the timestamp extension's stop time
+                line += render.timestamp_text(ct, now, wall - now, True, "ktimestamp" in out)
             if "id" in out:
                 line += f" id={ct.id}"
             if "timestamp" in out:
                 line = stamp + line
-            self._push(s, line)
+            self._push(s, line + tail)
 
     def _on_expect(self, now: float, bits: int, exp: Expectation) -> None:
         line: str | None = None

@@ -16,15 +16,27 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from ..conntrack.conn import (END_DELETED, IPS_ASSURED, IPS_CONFIRMED, IPS_DST_NAT, IPS_SEEN_REPLY,
-                              IPS_SRC_NAT, Conn, Tuple)
+from ..conntrack.conn import (END_DELETED, IPCT_ASSURED, IPCT_HELPER, IPCT_MARK, IPCT_NEW,
+                              IPCT_PROTOINFO, IPCT_REPLY, IPS_ASSURED, IPS_CONFIRMED,
+                              IPS_DST_NAT, IPS_SEEN_REPLY, IPS_SRC_NAT, Conn, Tuple)
 from ..conntrack.core import Tracker
 from ..conntrack.format import addr, as_json, conntrack_line, expect_line, proto_name
 from ..conntrack.proto import tcp as _tcp
+from . import render
 from .args import ICMP_PROTOS, PORT_PROTOS, STATUS_NAMES, Addr, Command, Nat, \
     ParamError, parse
 
 VERSION: Final = "conntrack v1.4.7 (conntrack-tools) (statewall)"
+# the events ctnetlink reports for an entry a client created / changed
+# (nf_conntrack_netlink.c ctnetlink_new_conntrack: REPLY, ASSURED, HELPER, PROTOINFO,
+# SEQADJ, MARK, SYNPROXY, plus NEW for a created one)
+IPCT_SEQADJ: Final = 1 << 8
+IPCT_LABEL: Final = 1 << 10
+IPCT_SYNPROXY: Final = 1 << 11
+CHANGE_EVENTS: Final = (IPCT_REPLY | IPCT_ASSURED | IPCT_HELPER | IPCT_PROTOINFO | IPCT_SEQADJ
+                        | IPCT_MARK | IPCT_SYNPROXY)
+CREATE_EVENTS: Final = CHANGE_EVENTS | IPCT_NEW
+UPDATE_EVENTS: Final = CHANGE_EVENTS | IPCT_LABEL
 # -u bits a user may set and that -o save prints
 _USER_STATUS: Final = (("EXPECTED", 1), ("SEEN_REPLY", 2), ("ASSURED", 4),
                        ("FIXED_TIMEOUT", 1 << 10))
@@ -92,6 +104,8 @@ def matches(ct: Conn, c: Command, update: bool = False) -> bool:
             return False
     if c.zone is not None and ct.zone != c.zone:
         return False
+    if c.rule is not None and ct.rule != c.rule:
+        return False
     if c.orig_zone is not None and o[5] != c.orig_zone:
         return False
     if c.reply_zone is not None and r[5] != c.reply_zone:
@@ -137,13 +151,31 @@ def save_line(ct: Conn, now: float, verb: str) -> str:
     return " ".join(parts)
 
 
-def _line(tr: Tracker, ct: Conn, c: Command, now: float, verb: str) -> str:
-    if "save" in c.output:
+def _line(tr: Tracker, ct: Conn, c: Command, now: float, verb: str,
+          wall_offset: float = 0.0) -> str:
+    out = c.output
+    if "save" in out:
         return save_line(ct, now, verb)
-    if "json" in c.output:
-        return json.dumps(as_json(ct, now, tr.l4[ct.proto]))
-    return conntrack_line(ct, now, tr.l4[ct.proto], extended="extended" in c.output,
-                          with_id="id" in c.output)
+    if "json" in out:
+        d = as_json(ct, now, tr.l4[ct.proto])
+        d["rule"] = ct.rule                  # statewall: the rule that let it in
+        return json.dumps(d)
+    ts = bool(tr.settings.nf_conntrack_timestamp)
+    if "xml" in out:
+        return render.xml_flow(ct, now, tr.l4[ct.proto], None, True, ts,
+                               "ktimestamp" in out, wall_offset)
+    extra = render.timestamp_text(ct, now, wall_offset, False, "ktimestamp" in out) \
+        if ts else ""
+    return conntrack_line(ct, now, tr.l4[ct.proto], extended="extended" in out,
+                          with_id="id" in out, extra=extra)
+
+
+def _lines(lines: list[str], c: Command) -> str:
+    """The shown lines; ``-o xml`` puts conntrack's document around them (when any)."""
+    if not lines:
+        return ""
+    text = "".join(x + "\n" for x in lines)
+    return render.XML_HEAD + text + render.XML_TAIL if "xml" in c.output else text
 
 
 def _summary(n: int, what: str) -> str:
@@ -208,10 +240,11 @@ def create(tr: Tracker, c: Command, now: float) -> Result:
     old = tr.table.get(orig) or tr.table.get(reply)
     if old is not None:
         if c.cmd == "add":
-            _update_one(old, c, now, tr)
-            return Result(0, err=_summary(1, "created"))
+            if _update_one(old, c, now, tr) and tr.sink is not None:
+                tr.sink(now, UPDATE_EVENTS, old)
+            return Result(0, err=_summary(1, "added"))
         return Result(1, err="conntrack v1.4.7 (conntrack-tools): Operation failed: "
-                             "File exists\n")
+                             "Such conntrack exists, try -U to update\n")
     l3 = 2 if len(orig[0]) == 4 else 10
     ct = Conn(orig, reply, l3, now)
     ct.zone = orig[5]
@@ -235,7 +268,9 @@ def create(tr: Tracker, c: Command, now: float) -> Result:
     tr.table.next_id += 1
     tr.table.count += 1
     tr.table.insert(ct, now)
-    return Result(0, err=_summary(1, "created"))
+    if tr.sink is not None:                  # ctnetlink reports what a client created
+        tr.sink(now, CREATE_EVENTS, ct)
+    return Result(0, err=_summary(1, "added" if c.cmd == "add" else "created"))
 
 
 def _update_one(ct: Conn, c: Command, now: float, tr: Tracker) -> bool:
@@ -269,28 +304,33 @@ def update(tr: Tracker, c: Command, now: float) -> Result:
     for ct in tr.entries(now):
         if matches(ct, c, update=True) and _update_one(ct, c, now, tr):
             n += 1
+            if tr.sink is not None:          # [UPDATE] for each entry that changed
+                tr.sink(now, UPDATE_EVENTS, ct)
     if n == 0:
         return Result(1, err="conntrack v1.4.7 (conntrack-tools): 0 flow entries have been "
                              "updated.\n")
     return Result(0, err=_summary(n, "updated"))
 
 
-def delete(tr: Tracker, c: Command, now: float, batch: bool = False) -> Result:
+def delete(tr: Tracker, c: Command, now: float, batch: bool = False,
+           wall_offset: float = 0.0) -> Result:
+    """-D: conntrack prints each entry it deleted (as -L would), then the count; the
+    kernel reports a DESTROY event for each (``Tracker.kill``)."""
     out = []
     n = 0
     for ct in tr.entries(now):
         if matches(ct, c):
-            if c.output:
-                out.append(_line(tr, ct, c, now, "-D") + "\n")
+            out.append(_line(tr, ct, c, now, "-D", wall_offset))
             tr.kill(ct, now, END_DELETED)
             n += 1
     if n == 0 and not batch:
-        return Result(1, "".join(out), "conntrack v1.4.7 (conntrack-tools): 0 flow entries "
-                                       "have been deleted.\n")
-    return Result(0, "".join(out), _summary(n, "deleted"))
+        return Result(1, "", "conntrack v1.4.7 (conntrack-tools): 0 flow entries "
+                             "have been deleted.\n")
+    # (-D -o xml prints the bare <flow> lines: conntrack writes no document around them)
+    return Result(0, "".join(x + "\n" for x in out), _summary(n, "deleted"))
 
 
-def list_(tr: Tracker, c: Command, now: float) -> Result:
+def list_(tr: Tracker, c: Command, now: float, wall_offset: float = 0.0) -> Result:
     if c.table == "expect":
         tr.expire(now)
         lines = [expect_line(e, now) + "\n" for lst in tr.expect.by_dst.values() for e in lst]
@@ -299,17 +339,21 @@ def list_(tr: Tracker, c: Command, now: float) -> Result:
                       "been shown.\n")
     if c.table in ("dying", "unconfirmed"):
         return Result(0, err=_summary(0, "shown"))
-    out = [_line(tr, ct, c, now, "-A") + "\n" for ct in tr.entries(now) if matches(ct, c)]
-    return Result(0, "".join(out), _summary(len(out), "shown"))
+    out = [_line(tr, ct, c, now, "-A", wall_offset) for ct in tr.entries(now)
+           if matches(ct, c)]
+    return Result(0, _lines(out, c), _summary(len(out), "shown"))
 
 
-def get(tr: Tracker, c: Command, now: float) -> Result:
+def get(tr: Tracker, c: Command, now: float, wall_offset: float = 0.0) -> Result:
     orig, reply = _tuples(tr, c)
     ct = tr.lookup(orig, now) if c.src is not None else tr.lookup(reply, now)
     if ct is None:
         return Result(1, err="conntrack v1.4.7 (conntrack-tools): Operation failed: "
                              "such conntrack doesn't exist\n")
-    return Result(0, _line(tr, ct, c, now, "-A") + "\n", _summary(1, "shown"))
+    line = _line(tr, ct, c, now, "-A", wall_offset) + "\n"
+    if "xml" in c.output:
+        line = render.XML_HEAD + line         # conntrack -G writes no </conntrack>
+    return Result(0, line, _summary(1, "shown"))
 
 
 def stats(tr: Tracker, now: float) -> str:
@@ -321,9 +365,15 @@ def stats(tr: Tracker, now: float) -> str:
             f"chaintoolong={s['chaintoolong']} \n")
 
 
-def execute(tr: Tracker, c: Command, now: float, batch: bool = False) -> Result:
-    """Run one parsed command against the table."""
+def execute(tr: Tracker, c: Command, now: float, batch: bool = False,
+            wall_offset: float = 0.0) -> Result:
+    """Run one parsed command against the table. ``wall_offset``: UNIX time minus the
+    table's clock (for start times and ``-o ktimestamp``)."""
     k = c.cmd
+    if c.table == "expect" and k in ("create", "get", "delete"):
+        from . import expect_ops             # -I / -G / -D expect
+        return {"create": expect_ops.create, "get": expect_ops.get,
+                "delete": expect_ops.delete}[k](tr, c, now)
     if c.table == "expect" and k not in ("list", "flush", "count"):
         return Result(2, err=f"conntrack v1.4.7 (conntrack-tools): {k} of expectations is "
                              "not supported by statewall yet\n")
@@ -334,11 +384,11 @@ def execute(tr: Tracker, c: Command, now: float, batch: bool = False) -> Result:
         tr.expire(now)
         return Result(0, f"{len(tr.expect)}\n")
     if k == "list":
-        return list_(tr, c, now)
+        return list_(tr, c, now, wall_offset)
     if k == "get":
-        return get(tr, c, now)
+        return get(tr, c, now, wall_offset)
     if k == "delete":
-        return delete(tr, c, now, batch)
+        return delete(tr, c, now, batch, wall_offset)
     if k in ("create", "add"):
         return create(tr, c, now)
     if k == "update":
@@ -363,11 +413,12 @@ def execute(tr: Tracker, c: Command, now: float, batch: bool = False) -> Result:
                          "statewall's control socket\n")
 
 
-def run(tr: Tracker, argv: list[str], now: float, batch: bool = False) -> Result:
+def run(tr: Tracker, argv: list[str], now: float, batch: bool = False,
+        wall_offset: float = 0.0) -> Result:
     """Parse and execute; parameter problems exit 2 with conntrack's message shape."""
     try:
         c = parse(argv)
-        return execute(tr, c, now, batch)
+        return execute(tr, c, now, batch, wall_offset)
     except ParamError as e:
         return Result(2, err=f"conntrack v1.4.7 (conntrack-tools): {e}\n")
 

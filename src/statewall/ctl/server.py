@@ -14,10 +14,11 @@ import json
 import os
 import re
 import socket
+import time
 from typing import Any, Callable, Final
 
 from ..conntrack.core import Tracker
-from . import ops
+from . import ops, render
 from .events import EventHub, event_command     # statewall conntrack -E
 
 PREFIX: Final = "conntrack "
@@ -25,21 +26,36 @@ Handler = Callable[[str, float], dict[str, Any]]
 MAX_REQUEST: Final = 1 << 16
 
 
-def encode(argv: list[str], batch: bool = False) -> bytes:
-    return (PREFIX + json.dumps({"argv": argv, "batch": batch})).encode() + b"\n"
+def encode(argv: list[str], batch: bool = False, portid: int | None = None) -> bytes:
+    """The request line. portid: the client's process id, shown as conntrack's
+    ``[USERSPACE] portid=N`` on the events its command causes (default: this process)."""
+    req = {"argv": argv, "batch": batch, "portid": os.getpid() if portid is None else portid}
+    return (PREFIX + json.dumps(req)).encode() + b"\n"
 
 
-def handle(tr: Tracker, line: str, now: float) -> dict[str, Any]:
-    """One request line (with the ``conntrack `` prefix) -> the reply object."""
+def handle(tr: Tracker, line: str, now: float, hub: EventHub | None = None
+           ) -> dict[str, Any]:
+    """One request line (with the ``conntrack `` prefix) -> the reply object. Events the
+    command causes reach the ``hub``'s subscribers marked with the client's portid."""
     try:
         req = json.loads(line[len(PREFIX):])
         argv = req["argv"]
         if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
             raise ValueError("argv must be a list of strings")
         batch = bool(req.get("batch", False))
+        portid = req.get("portid")
+        if portid is not None and (not isinstance(portid, int) or
+                                   not 0 <= portid <= 0xFFFFFFFF):
+            raise ValueError("portid must be an unsigned 32-bit number")
     except (ValueError, KeyError, TypeError) as e:
         return {"ok": False, "error": f"bad conntrack request: {e}"}
-    r = ops.run(tr, argv, now, batch)
+    if hub is not None:
+        hub.origin = portid                  # None / 0: printed as the kernel's own
+    try:
+        r = ops.run(tr, argv, now, batch, time.time() - time.monotonic())
+    finally:
+        if hub is not None:
+            hub.origin = None
     return {"ok": True, "rc": r.rc, "out": r.out, "err": r.err}
 
 
@@ -66,7 +82,7 @@ class CtlServer:
         # request word -> handler(line, now) -> reply object. Other control-plane features
         # (iptables, metrics, flows, ...) register theirs here; "conntrack" is built in.
         self.handlers: dict[str, Handler] = {
-            "conntrack": lambda line, now: handle(self.tracker(), line, now)}
+            "conntrack": lambda line, now: handle(self.tracker(), line, now, self.events)}
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -131,12 +147,12 @@ class CtlServer:
 
 
 def request(path: str, argv: list[str], batch: bool = False,
-            timeout: float = 30.0) -> dict[str, Any]:
+            timeout: float = 30.0, portid: int | None = None) -> dict[str, Any]:
     """Client side: send one conntrack request, return the decoded reply."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(encode(argv, batch))
+        s.sendall(encode(argv, batch, portid))
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)
@@ -172,6 +188,8 @@ def forward(line: str, paths: list[str], timeout: float = 10.0) -> dict[str, Any
         req = json.loads(line[len(PREFIX):])
         argv = [str(a) for a in req["argv"]]
         batch = bool(req.get("batch", False))
+        portid = req.get("portid")
+        portid = int(portid) if isinstance(portid, int) else None
         cmd = parse(argv).cmd
     except ParamError:
         cmd = ""                              # let a worker word the error
@@ -185,7 +203,7 @@ def forward(line: str, paths: list[str], timeout: float = 10.0) -> dict[str, Any
     replies = []
     for p in targets:
         try:
-            replies.append(request(p, argv, batch, timeout))
+            replies.append(request(p, argv, batch, timeout, portid))
         except (OSError, ValueError) as e:
             replies.append({"ok": False, "error": f"worker {p}: {e}"})
     good = [r for r in replies if r.get("ok")]
@@ -201,7 +219,14 @@ def forward(line: str, paths: list[str], timeout: float = 10.0) -> dict[str, Any
         out = "".join(str(r.get("out", "")).replace("cpu=0 ", f"cpu={i} ", 1)
                       for i, r in enumerate(good))
     else:
-        out = "".join(str(r.get("out", "")) for r in good)
+        outs = [str(r.get("out", "")) for r in good]
+        if any(o.startswith(render.XML_HEAD) for o in outs):    # one -o xml document
+            body = "".join(o.removeprefix(render.XML_HEAD).removesuffix(render.XML_TAIL)
+                           for o in outs)
+            tail = render.XML_TAIL if any(o.endswith(render.XML_TAIL) for o in outs) else ""
+            out = render.XML_HEAD + body + tail if body else ""
+        else:
+            out = "".join(outs)
     err = next((str(r.get("err", "")) for r in good if int(r.get("rc", 1)) == rc), "")
     counts = [_SUMMARY.search(str(r.get("err", ""))) for r in good]
     if all(counts):                          # "N flow entries have been shown.": the sum

@@ -25,6 +25,7 @@ from typing import Any, Callable, Final
 
 from ..ctl import server as ctl_server
 from . import log as swlog
+from . import prune
 from .config import Builder, Config, Loader, RulesError, build_firewall, load_rules
 from .kernel import KernelSetup, KernelSetupError
 
@@ -67,7 +68,7 @@ class Supervisor:
         self.metrics: MetricsServer | None = None  # --metrics: live/metrics_http.py
         # control socket: first word of the request line -> handler(line) -> reply object
         self.commands: dict[str, Callable[[str], dict[str, Any]]] = {
-            "reload": lambda line: self.reload(),
+            "reload": lambda line: prune.supervisor_reload(self, line),   # [--prune]
             "status": lambda line: self.status(),
             "conntrack": lambda line: ctl_server.forward(line, self.worker_paths()),
             # statewall top: the client asks every worker itself (top/snapshot.py)

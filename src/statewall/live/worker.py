@@ -40,6 +40,7 @@ from ..packet.decode import decode_ip
 from ..packet.packet import ParseError
 from . import log as swlog
 from . import metrics as swmetrics
+from . import prune
 from .config import Builder, Config, Loader, RulesError, build_settings
 from .kernel import INJECT_GID
 from .route import KernelHost, Watcher
@@ -192,6 +193,8 @@ class Worker:
                 lambda line, now: top_snapshot.handle(self.tracker, line, now)
         if self.ctl is not None:               # --metrics scrapes (live/metrics.py)
             self.ctl.handlers["metrics"] = self._metrics
+        if self.ctl is not None:               # statewall reload --prune (live/prune.py)
+            self.ctl.handlers["prune"] = prune.worker_handler(lambda: self.fw)
         swlog.event(logging.INFO, "worker ready", queue=self.queue_num,
                     entries=len(self.tracker.table), fail_open=cfg.fail_open)
         self._report("ready")
