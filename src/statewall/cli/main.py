@@ -10,6 +10,7 @@ import sys
 
 from .. import __version__
 from . import conntrack, explain, kerneldiff, replay, rules, run
+from . import iptables as iptables_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     kerneldiff.add_parser(sub)
     run.add_parser(sub)
     conntrack.add_parser(sub)
+    iptables_cli.add_parser(sub)
     return p
 
 

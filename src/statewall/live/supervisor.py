@@ -25,6 +25,7 @@ from typing import Any, Callable, Final
 from ..ctl import server as ctl_server
 from . import log as swlog
 from .config import Builder, Config, Loader, RulesError, build_firewall, load_rules
+from .iptables import install_supervisor as install_iptables
 from .kernel import KernelSetup, KernelSetupError
 
 READY_TIMEOUT: Final = 30.0
@@ -66,6 +67,7 @@ class Supervisor:
             "status": lambda line: self.status(),
             "conntrack": lambda line: ctl_server.forward(line, self.worker_paths()),
         }
+        self.iptables = install_iptables(self)   # statewall iptables: the edited rule set
 
     # -- processes ----------------------------------------------------------------------
     def _spawn(self, ch: _Child) -> None:
@@ -82,7 +84,8 @@ class Supervisor:
                         os.close(other.rfile)
                 if self.ctl is not None:
                     self.ctl.close()
-                code = run_worker(self.cfg, ch.queue, self.loader, self.builder, w, me)
+                code = run_worker(self.cfg, ch.queue, self.iptables.worker_loader(self.loader),
+                                  self.builder, w, me)
             finally:
                 os._exit(code)
         os.close(w)
@@ -152,7 +155,7 @@ class Supervisor:
     def run(self) -> int:
         cfg = self.cfg
         try:
-            self.loader(cfg)                     # refuse bad rules before anything else
+            self.iptables.base(self.loader(cfg))  # refuse bad rules before anything else
         except RulesError as e:
             self.log.error(f"rules refused: {e}")
             return 2
@@ -308,7 +311,7 @@ class Supervisor:
 
     def _reload(self) -> dict[str, Any]:
         try:
-            self.loader(self.cfg)
+            rules = self.loader(self.cfg)
         except RulesError as e:
             swlog.event(logging.ERROR, "reload refused, the running rules stay", error=str(e))
             return {"ok": False, "error": str(e)}
@@ -321,6 +324,7 @@ class Supervisor:
         missing = [q for q, ch in self.children.items() if ch.pid and q not in got]
         ok = not bad and not missing
         if ok:
+            self.iptables.base(rules)            # the files replace statewall iptables edits
             swlog.event(logging.INFO, "rules reloaded", workers=len(got))
         return {"ok": ok, "workers": len(got), "errors": bad, "no_answer": missing}
 

@@ -38,6 +38,7 @@ from ..packet.decode import decode_ip
 from ..packet.packet import ParseError
 from . import log as swlog
 from .config import Builder, Config, Loader, RulesError, build_settings
+from .iptables import install_worker as install_iptables
 from .kernel import INJECT_GID
 from .route import KernelHost, Watcher
 
@@ -177,6 +178,7 @@ class Worker:
                                      lambda: self.tracker, time.monotonic)
             except OSError as e:
                 self.log.error(f"conntrack control socket: {e}")
+        install_iptables(self)                   # statewall iptables (live/iptables.py)
         swlog.event(logging.INFO, "worker ready", queue=self.queue_num,
                     entries=len(self.tracker.table), fail_open=cfg.fail_open)
         self._report("ready")
@@ -280,6 +282,7 @@ class Worker:
                         pass
             if self.ctl is not None and (self.ctl.pending or any(fd == cfd for fd, _ in events)):
                 self.ctl.poll()                # statewall conntrack requests
+                fw = self.fw                   # statewall iptables may have swapped it
             if self.ctl is not None and self.ctl.events.subs:
                 self.ctl.events.flush()        # statewall conntrack -E (ctl/events.py)
             now = time.monotonic()
