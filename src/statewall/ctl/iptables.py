@@ -85,6 +85,9 @@ _CLI_WORDS: Final = (
 
 
 def _cli_words(message: str) -> str:
+    for prefix in ("--source: ", "--destination: "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
     for head, tail, text in _CLI_WORDS:
         if message.startswith(head) and message.endswith(tail):
             return text.format(message[len(head):len(message) - len(tail)] if tail else "")
