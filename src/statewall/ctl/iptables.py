@@ -21,6 +21,7 @@ counters of the workers as an argument.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Final
 
@@ -84,10 +85,16 @@ _CLI_WORDS: Final = (
 )
 
 
+_PORT_WORDS: Final = re.compile(r'^[\w-]+ --[\w-]+: invalid port/service "(.*)" specified$')
+
+
 def _cli_words(message: str) -> str:
     for prefix in ("--source: ", "--destination: "):
         if message.startswith(prefix):
             message = message[len(prefix):]
+    m = _PORT_WORDS.match(message)
+    if m:                                    # libxtables' xtables_parse_port
+        return f"invalid port/service `{m.group(1)}' specified"
     for head, tail, text in _CLI_WORDS:
         if message.startswith(head) and message.endswith(tail):
             return text.format(message[len(head):len(message) - len(tail)] if tail else "")

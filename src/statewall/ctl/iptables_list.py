@@ -6,9 +6,9 @@ abbreviated to K/M/G/T without -x, the in/out columns only with -v, protocol nam
 ``anywhere`` without -n) and of ``-S`` (``-P``/``-N``/``-A`` lines, ``-c P B`` before the
 target with -v). Must not know: where the rule set or the counters come from.
 
-Without -n statewall prints what -n prints except the protocol name and ``anywhere`` /
-``any``: addresses are not resolved and ports are not named (no DNS on a firewall's
-control path).
+Without -n: protocol, port (/etc/services), ICMP type and LOG level names as iptables
+prints them (``iptables_names``); addresses are never resolved (no DNS on a firewall's
+control path): they print as with -n, except ``anywhere``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..rules.model import INV_DSTIP, INV_FRAG, INV_PROTO, INV_SRCIP, INV_VIA_IN,
     Chain, Rule, Table
 from ..rules.netdb import proto_name
 from ..rules.save import ip_text, target_text
+from . import iptables_names as names
 
 Counters = dict[tuple[str, str], tuple[tuple[int, int], list[tuple[int, int]]]]
 
@@ -89,7 +90,7 @@ def rule_line(rule: Rule, ctr: tuple[int, int], family: int, n: int, fmt: Fmt) -
     s += f"{target:<9} "
     s += "!" if ip.inv & INV_PROTO else " "
     pname = None if fmt.numeric else ("all" if ip.proto == 0 else proto_name(ip.proto))
-    s += f"{pname:<5}" if pname else f"{ip.proto:<5}"
+    s += f"{pname or ip.proto:<4} "
     s += ("!" if ip.inv & INV_FRAG else "-") + ("f" if ip.frag else "-") + " "
     if fmt.verbose:
         anyif = "*" if fmt.numeric else "any"
@@ -103,11 +104,13 @@ def rule_line(rule: Rule, ctr: tuple[int, int], family: int, n: int, fmt: Fmt) -
     for m in rule.matches:
         mext = registry.find_match(m.name, family)
         assert mext is not None
-        s += mext.show(m.info, family)
+        shown = mext.show(m.info, family)
+        s += shown if fmt.numeric else names.match(m.name, m.info, shown, ip.proto)
     if t.kind == "ext":
         text = registry.find_target(t.name, family)
         assert text is not None
-        s += text.show(t.info, family)
+        shown = text.show(t.info, family)
+        s += shown if fmt.numeric else names.target(t.name, t.info, shown)
     return s
 
 
