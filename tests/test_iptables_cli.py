@@ -46,7 +46,8 @@ from statewall.rules.parse import load
 
 STATEWALL = str(Path(sys.executable).with_name("statewall"))
 HAVE_REAL = os.geteuid() == 0 and all(shutil.which(x) for x in (
-    "ip", "iptables-legacy", "ip6tables-legacy", "iptables-legacy-restore"))
+    "ip", "iptables-legacy", "ip6tables-legacy", "iptables-legacy-restore",
+    "ip6tables-legacy-restore"))
 
 # -- 1. in process vs the real iptables ---------------------------------------------------------
 CMDS_V4 = """
@@ -149,6 +150,13 @@ CMDS_V4 = """
 -L -Z
 -Z -L INPUT -n
 -S
+-t raw -F
+-t raw -Z PREROUTING 1
+-t raw -D OUTPUT 1
+-t raw -C OUTPUT -j ACCEPT
+-t raw -S
+-t raw -L -n -v
+-V
 """
 
 CMDS_V6 = """
@@ -187,6 +195,13 @@ RESTORES = [
      "*nat\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n*filter\n-A FORWARD -j DROP\nCOMMIT\n"),
     ([], "*filter\n:FORWARD ACCEPT\n-A FORWARD -s 192.0.2.0/24 -j ACCEPT\nCOMMIT\n"),
     ([], "# a comment\n*mangle\n-A OUTPUT -j MARK --set-xmark 0x1/0xff\nCOMMIT\n"),
+]
+RESTORES6 = [
+    ([], "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -s 2001:db8::/32 -p ipv6-icmp -j ACCEPT\n"
+         "COMMIT\n"),
+    (["-n"], "*filter\n-I FORWARD -p tcp --dport 443 -j ACCEPT\nCOMMIT\n"),
+    ([], "*filter\n-A FORWARD -f -j DROP\nCOMMIT\n"),
+    (["-n"], "*filter\n-D FORWARD 9\nCOMMIT\n"),
 ]
 
 
@@ -262,19 +277,19 @@ def test_listing_without_n_names_no_addresses() -> None:
 
 
 def test_restore_matches_real_iptables_restore() -> None:
-    m = Model(4)
     diffs = []
     with scratch_ns() as ns:
-        for args, text in RESTORES:
-            real = _real(ns, "iptables-legacy-restore", args, text)
-            mine = m.restore(args, text)
-            real_s = _real(ns, "iptables-legacy", ["-S"])[1]
-            real_n = _real(ns, "iptables-legacy", ["-t", "nat", "-S"])[1]
-            mine_s = m.run(["-S"])[1]
-            mine_n = m.run(["-t", "nat", "-S"])[1]
-            if (real, real_s, real_n) != (mine, mine_s, mine_n):
-                diffs.append(f"{args} {text!r}\n real {real} {real_s!r}\n mine {mine} "
-                             f"{mine_s!r}")
+        for family, script in ((4, RESTORES), (6, RESTORES6)):
+            m = Model(family)
+            tool = "iptables-legacy" if family == 4 else "ip6tables-legacy"
+            for args, text in script:
+                real = _real(ns, tool + "-restore", args, text)
+                mine = m.restore(args, text)
+                real_s = _real(ns, tool, ["-S"])[1] + _real(ns, tool, ["-t", "nat", "-S"])[1]
+                mine_s = m.run(["-S"])[1] + m.run(["-t", "nat", "-S"])[1]
+                if (real, real_s) != (mine, mine_s):
+                    diffs.append(f"{args} {text!r}\n real {real} {real_s!r}\n mine {mine} "
+                                 f"{mine_s!r}")
     assert not diffs, "\n".join(diffs)
 
 

@@ -41,6 +41,20 @@ Origin = tuple[str, int] | None
 # table -> chain -> (keep the policy counters, per rule: the origin of its counters)
 Origins = dict[str, dict[str, tuple[bool, list[Origin]]]]
 
+USAGE: Final = """Usage: TOOL -[ACD] chain rule-specification [options]
+       TOOL -I chain [rulenum] rule-specification [options]
+       TOOL -R chain rulenum rule-specification [options]
+       TOOL -D chain rulenum [options]
+       TOOL -[LS] [chain [rulenum]] [options]
+       TOOL -[FZ] [chain] [options]
+       TOOL -[NX] chain
+       TOOL -E old-chain-name new-chain-name
+       TOOL -P chain target [options]
+       TOOL -h (print this help information)
+
+statewall: the rule set of the running 'statewall run' (--control=PATH or
+$STATEWALL_CONTROL); docs/iptables-cli.md.
+"""
 E_NOCHAIN: Final = "No chain/target/match by that name."
 E_EXISTS: Final = "Chain already exists."
 E_BADRULE: Final = "Bad rule (does a matching rule exist in that chain?)."
@@ -181,6 +195,10 @@ def iptables(rs: Ruleset, argv: list[str], live: Callable[[], Counters]) -> Outc
         t = rs.table(tname)
         return frozenset(c.name for c in t.chains if c.policy is None) if t else frozenset()
 
+    if argv[:1] in (["-V"], ["--version"]):
+        return Outcome(out=f"{tool} {VERSION}\n")
+    if argv[:1] in (["-h"], ["--help"]):
+        return Outcome(out=f"{tool} {VERSION}\n\n" + USAGE.replace("TOOL", tool))
     try:
         cmd = RuleParser(rs.family, "filter", chains_of("filter"), cli=True,
                          chains_of=chains_of).parse(list(argv))
@@ -219,6 +237,16 @@ def _run(rs: Ruleset, tname: str, cmd: Command, live: Callable[[], Counters]) ->
         if cmd.zero:
             res.change = _zero(rs, tname, cmd.chain, 0)
         return res
+    if c in ("F", "Z", "X", "C", "D") and rs.table(tname) is None:
+        # a table nobody loaded: nothing to flush, zero, delete or find (not created)
+        ch0 = empty_table(tname).chain(cmd.chain) if cmd.chain else None
+        if cmd.chain and ch0 is None:
+            raise _Fail(E_NOCHAIN)
+        if c in ("C", "D") and (cmd.has_rule_spec or cmd.rulenum):
+            raise _Fail(E_BADRULE if cmd.has_rule_spec else "Index of deletion too big.")
+        if c == "Z" and cmd.rulenum:
+            raise _Fail("Index of counter too big.")
+        return Outcome()
     w = _Work.of(rs)
     chains = w.table(tname)
     ch = chains.get(cmd.chain) if cmd.chain else None

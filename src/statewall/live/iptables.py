@@ -154,7 +154,15 @@ class IptablesControl:
 
     def command(self, line: str) -> dict[str, Any]:
         """``iptables <json>``: {"tool": iptables|save|restore, "family": 4|6, "argv": [...],
-        "counters", "table", "noflush", "test", "text", "file"} -> {"ok", "rc", "out", "err"}."""
+        "counters", "table", "noflush", "test", "text", "file"} -> {"ok", "rc", "out", "err"}.
+        A bug in a command is logged and answered; it never takes the supervisor down."""
+        try:
+            return self._command(line)
+        except Exception as e:
+            swlog.get().exception("iptables command failed")
+            return {"ok": False, "error": f"internal error: {e!r}"}
+
+    def _command(self, line: str) -> dict[str, Any]:
         try:
             req = json.loads(line[len(WORD) + 1:])
             fam = int(req["family"])
@@ -197,6 +205,14 @@ class WorkerIptables:
 
     def handle(self, line: str, now: float) -> dict[str, Any]:
         try:
+            return self._handle(line)
+        except Exception as e:                   # a bug: logged, the packet loop goes on
+            self.pending = None
+            swlog.get().exception("iptables request failed")
+            return {"ok": False, "error": f"internal error: {e!r}"}
+
+    def _handle(self, line: str) -> dict[str, Any]:
+        try:
             req = json.loads(line[len(WORD) + 1:])
             op = str(req["op"])
         except (ValueError, KeyError, TypeError) as e:
@@ -231,7 +247,7 @@ class WorkerIptables:
             rules = (rs, other.ruleset if other else None) if fam == 4 else \
                 (other.ruleset if other else None, rs)
             new = w.builder(w.settings, w.tracker, rules, w.host)
-        except (ConfigError, RulesError, KeyError) as e:
+        except (ConfigError, RulesError, KeyError, ValueError) as e:
             self.pending = None
             return {"ok": False, "error": str(e)}
         self.pending = (new, fam, dict(req.get("origins") or {}), bool(req.get("seed")))
