@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..ctl import iptables as ops
 from ..ctl.iptables_list import Counters
-from ..rules.model import Ruleset
+from ..rules.model import Rule, Ruleset, Source
+from ..rules.parse import _counters_text, _Loader
 from . import log as swlog
 from .config import Config, Loader, Rules, RulesError
 
@@ -202,6 +203,7 @@ class WorkerIptables:
     def __init__(self, worker: Worker) -> None:
         self.w = worker
         self.pending: tuple[Any, int, dict[str, Any], bool] | None = None
+        self.parsed: dict[int, dict[tuple[str, str, frozenset[str]], Any]] = {4: {}, 6: {}}
 
     def handle(self, line: str, now: float) -> dict[str, Any]:
         try:
@@ -238,11 +240,12 @@ class WorkerIptables:
 
     def _prepare(self, req: dict[str, Any]) -> dict[str, Any]:
         from ..rules.errors import ConfigError
-        from ..rules.parse import load
         w = self.w
         fam = int(req.get("family", 4))
         try:
-            rs = load(str(req["text"]), "<iptables>", fam, counters=True)
+            loader = CachedLoader("<iptables>", fam, self.parsed[fam])
+            rs = loader.run(str(req["text"]))
+            self.parsed[fam] = loader.used
             other = self._engine(w.fw, 10 - fam)
             rules = (rs, other.ruleset if other else None) if fam == 4 else \
                 (other.ruleset if other else None, rs)
@@ -270,6 +273,47 @@ class WorkerIptables:
         w.counters["reloads"] += 1
         swlog.event(logging.INFO, "rules edited", entries=len(w.tracker.table))
         return {"ok": True}
+
+
+class CachedLoader(_Loader):
+    """The restore parser (counters kept) that reuses the rules it parsed for the previous
+    change: an edit re-parses only the lines that are new, so a worker's pause for a
+    change of a large rule set is mostly the compile. ``cache`` maps (table, line without
+    its counters, the table's user chains) to (chain, the rules the line made); ``used``
+    is the cache for the next change (only what this rule set has: bounded)."""
+
+    def __init__(self, file: str, family: int, cache: dict[Any, Any]) -> None:
+        super().__init__(file, family, True)
+        self.cache = cache
+        self.used: dict[Any, Any] = {}
+
+    def _rule_line(self, line: str) -> None:
+        cur = self.cur
+        assert cur is not None
+        body = line.strip()
+        ctr = (0, 0)
+        if body.startswith("["):
+            end = body.find("]")
+            got = _counters_text(body[:end + 1]) if end > 0 else None
+            if got is None:
+                super()._rule_line(line)
+                return
+            ctr, body = got, body[end + 1:].strip()
+        words = body.split(None, 2)
+        if len(words) < 2 or words[0] != "-A" or words[1] not in cur.chains:
+            super()._rule_line(line)
+            return
+        chain = cur.chains[words[1]]
+        key = (cur.name, body, cur.user_chains())
+        hit = self.cache.get(key)
+        if hit is None:
+            n = len(chain.rules)
+            super()._rule_line(line)
+            hit = tuple((r.ip, r.matches, r.target) for r in chain.rules[n:])
+        else:
+            src = Source(self.file, self.lineno)
+            chain.rules.extend(Rule(ip, m, t, ctr, src, line.strip()) for ip, m, t in hit)
+        self.used[key] = hit
 
 
 def copy_counters(old: Counters, engine: Any, origins: dict[str, Any], seed: bool) -> None:
