@@ -48,20 +48,47 @@ WORD: Final = "iptables"
 
 def ask(path: str, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     """One ``iptables <json>`` request to a worker (or the supervisor); the JSON reply."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(f"{WORD} {json.dumps(req)}\n".encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    reply = json.loads(data)
-    if not isinstance(reply, dict):
-        raise ValueError("bad reply")
-    return reply
+    return ask_all([path], [req], timeout)[0]
+
+
+def ask_all(paths: list[str], reqs: list[dict[str, Any]], timeout: float = 30.0
+            ) -> list[dict[str, Any]]:
+    """Send each path its request first, then read the replies: the workers work on
+    theirs at the same time. A worker that cannot be reached answers {"ok": False}."""
+    socks: list[socket.socket | None] = []
+    out: list[dict[str, Any]] = []
+    for path, req in zip(paths, reqs):
+        sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sk.settimeout(timeout)
+            sk.connect(path)
+            sk.sendall(f"{WORD} {json.dumps(req)}\n".encode())
+            socks.append(sk)
+        except OSError as e:
+            sk.close()
+            socks.append(None)
+            out.append({"ok": False, "error": f"{path}: {e}"})
+    replies: list[dict[str, Any]] = []
+    errors = iter(out)
+    for path, s in zip(paths, socks):
+        if s is None:
+            replies.append(next(errors))
+            continue
+        try:
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+            reply = json.loads(data)
+            replies.append(reply if isinstance(reply, dict) else
+                           {"ok": False, "error": f"{path}: bad reply"})
+        except (OSError, ValueError) as e:
+            replies.append({"ok": False, "error": f"{path}: {e}"})
+        finally:
+            s.close()
+    return replies
 
 
 # -- the supervisor side --------------------------------------------------------------------
@@ -100,11 +127,8 @@ class IptablesControl:
     def counters(self, family: int) -> Counters:
         """Every rule's counters summed over the workers."""
         total: Counters = {}
-        for p in self._paths():
-            try:
-                r = ask(p, {"op": "counters", "family": family}, 10.0)
-            except (OSError, ValueError):
-                continue
+        paths = self._paths()
+        for r in ask_all(paths, [{"op": "counters", "family": family}] * len(paths), 10.0):
             for tname, cname, pc, rules in r.get("counters", []):
                 key = (str(tname), str(cname))
                 got = total.get(key)
@@ -124,25 +148,17 @@ class IptablesControl:
                        for c, (kp, og) in chains.items()}
                    for t, chains in change.origins.items()}
         paths = self._paths()
-        prepared: list[str] = []
-        error = None
-        for k, p in enumerate(paths):
-            try:
-                r = ask(p, {"op": "prepare", "family": family, "text": text,
-                            "origins": origins, "seed": k == 0})
-            except (OSError, ValueError) as e:
-                r = {"ok": False, "error": f"worker {p}: {e}"}
-            if not r.get("ok"):
-                error = str(r.get("error"))
-                break
-            prepared.append(p)
+        reqs = [{"op": "prepare", "family": family, "text": text, "origins": origins,
+                 "seed": k == 0} for k in range(len(paths))]
+        replies = ask_all(paths, reqs)
+        prepared = [p for p, r in zip(paths, replies) if r.get("ok")]
+        bad = [str(r.get("error")) for r in replies if not r.get("ok")]
+        error = bad[0] if bad else None
         op = "abort" if error is not None else "commit"
-        for p in prepared:
-            try:
-                ask(p, {"op": op})
-            except (OSError, ValueError) as e:
-                swlog.event(logging.ERROR, f"iptables {op}: worker unreachable", worker=p,
-                            error=str(e))
+        for p, r in zip(prepared, ask_all(prepared, [{"op": op}] * len(prepared))):
+            if not r.get("ok"):
+                swlog.event(logging.ERROR, f"iptables {op}: worker did not answer", worker=p,
+                            error=str(r.get("error")))
         if error is not None:
             swlog.event(logging.ERROR, "iptables change refused, the running rules stay",
                         error=error)
