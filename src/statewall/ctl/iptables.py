@@ -117,6 +117,9 @@ def _cli_words(message: str) -> str:
 
 def param_error(tool: str, message: str) -> str:
     message = _cli_words(message)
+    if message.startswith("bad argument `"):     # do_parse prints this one bare
+        return (f"B{message[1:]}\n"
+                f"Try `{tool} -h' or '{tool} --help' for more information.\n")
     return (f"{tool} {VERSION}: {message}\n"
             f"Try `{tool} -h' or '{tool} --help' for more information.\n")
 

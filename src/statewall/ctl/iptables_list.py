@@ -6,9 +6,10 @@ abbreviated to K/M/G/T without -x, the in/out columns only with -v, protocol nam
 ``anywhere`` without -n) and of ``-S`` (``-P``/``-N``/``-A`` lines, ``-c P B`` before the
 target with -v). Must not know: where the rule set or the counters come from.
 
-Without -n: protocol, port (/etc/services), ICMP type and LOG level names as iptables
-prints them (``iptables_names``); addresses are never resolved (no DNS on a firewall's
-control path): they print as with -n, except ``anywhere``.
+Without -n: protocol, port (/etc/services), ICMP type, TCP flag, TOS and LOG level names,
+and address names from /etc/hosts and /etc/networks, as iptables prints them
+(``iptables_names``); never DNS (none on a firewall's control path): an address the files
+do not name prints as a number.
 """
 
 from __future__ import annotations
@@ -72,9 +73,13 @@ def columns(fmt: Fmt) -> str:
 
 
 def _addr(a: bytes, m: bytes, fmt: Fmt) -> str:
+    # print_ipv4_addresses: "anywhere" for a /0 mask; print_ipv6_addresses: for ::
+    if not fmt.numeric and (not any(m) if len(a) == 4 else not any(a)):
+        return "anywhere"
     if not any(m):
-        return ntop(a) + "/0" if fmt.numeric else "anywhere"
-    return ntop(a) + numeric_mask_suffix(m)
+        return ntop(a) + "/0"
+    name = None if fmt.numeric else names.address(a)
+    return (name or ntop(a)) + numeric_mask_suffix(m)
 
 
 def rule_line(rule: Rule, ctr: tuple[int, int], family: int, n: int, fmt: Fmt) -> str:

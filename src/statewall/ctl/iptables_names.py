@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from ..rules.ext.icmp import ICMP_NAMES, ICMPV6_NAMES
+from ..rules.ext.ipheader import TOS_NAMES
 from ..rules.netdb import proto_name
 
 # libxt_LOG.c (LOG_print): level names; flag bits -> words
@@ -22,6 +23,8 @@ _LEVELS: Final = {0: "emerg", 1: "alert", 2: "crit", 3: "err", 4: "warn", 5: "no
 _LOG_FLAGS: Final = ((0x01, "tcp-sequence"), (0x02, "tcp-options"), (0x04, "ip-options"),
                      (0x08, "uid"), (0x20, "macdecode"))
 _FULL: Final = (0, 0xFFFF)
+_TCP_FLAGS: Final = (("FIN", 0x01), ("SYN", 0x02), ("RST", 0x04), ("PSH", 0x08),
+                     ("ACK", 0x10), ("URG", 0x20))
 
 
 @lru_cache(maxsize=4096)
@@ -52,6 +55,53 @@ def _icmp(label: str, info: Any, table: tuple[tuple[str, int, int, int], ...]) -
     return None
 
 
+def _read(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [ln.split("#", 1)[0].split() for ln in f]
+    except OSError:
+        return []
+
+
+@lru_cache(maxsize=1)
+def _local_names() -> tuple[dict[bytes, str], dict[bytes, str]]:
+    """/etc/hosts (address -> its first name, the first line wins) and /etc/networks
+    (IPv4 network number -> name), read once."""
+    hosts: dict[bytes, str] = {}
+    for words in _read("/etc/hosts"):
+        if len(words) < 2:
+            continue
+        for fam in (socket.AF_INET, socket.AF_INET6):
+            try:
+                hosts.setdefault(socket.inet_pton(fam, words[0]), words[1])
+                break
+            except OSError:
+                continue
+    nets: dict[bytes, str] = {}
+    for words in _read("/etc/networks"):
+        if len(words) >= 2:
+            parts = words[1].split(".")
+            parts += ["0"] * (4 - len(parts))
+            try:
+                nets.setdefault(bytes(int(x) for x in parts[:4]), words[0])
+            except ValueError:
+                continue
+    return hosts, nets
+
+
+def address(a: bytes) -> str | None:
+    """``xtables_ipaddr_to_anyname`` / ``xtables_ip6addr_to_anyname`` from the local files
+    only (a host name, then for IPv4 a network name); None: print the number."""
+    hosts, nets = _local_names()
+    return hosts.get(a) or (nets.get(a) if len(a) == 4 else None)
+
+
+def tcp_flags(flags: int) -> str:
+    """``print_tcpf``: FIN,SYN,... in bit order, NONE for none."""
+    names = [n for n, bit in _TCP_FLAGS if flags & bit]
+    return ",".join(names) if names else "NONE"
+
+
 def match(name: str, info: Any, numeric: str, proto: int) -> str:
     """The match's text without -n (``numeric``: its -n text, returned when no name
     applies)."""
@@ -60,7 +110,19 @@ def match(name: str, info: Any, numeric: str, proto: int) -> str:
             _ports("dpt", info.dpts, info.dinv, None)
         named = f" {name}" + _ports("spt", info.spts, info.sinv, name) + \
             _ports("dpt", info.dpts, info.dinv, name)
-        return named + numeric[len(head):] if numeric.startswith(head) else numeric
+        if not numeric.startswith(head):
+            return numeric
+        rest = numeric[len(head):]
+        if name == "tcp" and (info.flg_mask or info.finv):
+            cut = rest.find(" flags:")
+            rest = rest[:cut] + f" flags:{'!' if info.finv else ''}" + \
+                f"{tcp_flags(info.flg_mask)}/{tcp_flags(info.flg_cmp)}"
+        return named + rest
+    if name == "tos":
+        for tname, value in TOS_NAMES:
+            if info.mask == 0x3F and info.value == value:
+                return f" tos match{'!' if info.invert else ''} {tname}"
+        return numeric
     if name == "multiport":
         pname = proto_name(proto) or ""
         if pname not in ("tcp", "udp"):

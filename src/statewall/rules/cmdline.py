@@ -387,6 +387,9 @@ class RuleParser:
             elif letter in ("4", "6"):
                 if int(letter) != self.family:
                     return Command()         # iptables-restore skips the other family's lines
+            elif letter in ("w", "W") and self.cli:
+                if arg is None and has_arg() and words[i].isdigit():
+                    i += 1                   # -w [seconds]: no lock to wait for here
             elif letter in ("w", "W"):
                 raise OptionError(f"you cannot use `-{letter}' in a rule file")
             elif letter in ("n", "x", "0"):
