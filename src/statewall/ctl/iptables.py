@@ -229,7 +229,7 @@ def _run(rs: Ruleset, tname: str, cmd: Command, live: Callable[[], Counters]) ->
         table = table_of(rs, tname)
         if cmd.chain and table.chain(cmd.chain) is None:
             raise _Fail(E_NOCHAIN)
-        ctrs = live() if c == "S" and cmd.verbose or c == "L" and cmd.verbose else {}
+        ctrs = live() if cmd.verbose else {}
         if c == "S":
             out = list_rules(table, fam, ctrs, cmd.verbose > 0, cmd.chain or None,
                              cmd.rulenum)

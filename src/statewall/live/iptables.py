@@ -196,7 +196,7 @@ class IptablesControl:
             res = ops.iptables(rs, argv, lambda: self.counters(fam))
         elif tool == "save":
             live = self.counters(fam) if req.get("counters") else None
-            stamp = time.strftime("%a %b %e %H:%M:%S %Y").replace("  ", " ")
+            stamp = time.strftime("%a %b %e %H:%M:%S %Y")     # ctime(3), as iptables-save
             res = ops.Outcome(out=ops.save_text(rs, live, table, stamp))
         else:
             res = ops.restore(rs, str(req.get("text", "")), bool(req.get("noflush")),
