@@ -158,6 +158,11 @@ CMDS_V4 = """
 -S INPUT -v 1
 -L INPUT -n --line-numbers -v
 -F INPUT
+-A INPUT -j ACCEPT
+-A INPUT -p tcp -j ACCEPT
+-Z INPUT 2 -L INPUT -n -v
+-L INPUT -Z 1 -v -n
+-F INPUT
 -t raw -F
 -t raw -Z PREROUTING 1
 -t raw -D OUTPUT 1

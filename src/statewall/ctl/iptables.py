@@ -237,8 +237,8 @@ def _run(rs: Ruleset, tname: str, cmd: Command, live: Callable[[], Counters]) ->
         fmt = Fmt(cmd.verbose > 0, "n" in cmd.flags, "x" in cmd.flags, "0" in cmd.flags)
         out = list_table(table, fam, ctrs, fmt, cmd.chain or None, cmd.rulenum)
         res = Outcome(out=out)
-        if cmd.zero:
-            res.change = _zero(rs, tname, cmd.chain, 0)
+        if cmd.zero and rs.table(tname) is not None:
+            res.change = _zero(rs, tname, cmd.chain, cmd.rulenum)
         return res
     if c in ("F", "Z", "X", "C", "D") and rs.table(tname) is None:
         # a table nobody loaded: nothing to flush, zero, delete or find (not created)

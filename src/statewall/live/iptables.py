@@ -100,9 +100,12 @@ class IptablesControl:
         self.edited = False
 
     def base(self, rules: Rules) -> None:
-        """What the rule files gave (at start and on every successful reload)."""
-        for fam, rs in ((4, rules[0]), (6, rules[1])):
-            self.present[fam] = rs is not None
+        """What the rule files gave (at start and on every successful reload); a loader
+        that gives something else than (Ruleset | None, Ruleset | None) leaves empty
+        tables to edit."""
+        pair = rules if isinstance(rules, tuple) and len(rules) == 2 else (None, None)
+        for fam, rs in ((4, pair[0]), (6, pair[1])):
+            self.present[fam] = isinstance(rs, Ruleset)
             self.models[fam] = rs if isinstance(rs, Ruleset) else Ruleset(fam, ())
         self.edited = False
 
