@@ -17,8 +17,10 @@ import os
 import sys
 from typing import Any, Callable
 
-from ..live.iptables import WORD
 from .run import DEFAULT_CONTROL
+
+WORD = "iptables"                  # the control request word (live/iptables.py); imported
+                                   # lazily: the other sub-commands start as fast as before
 
 TOOLS = ("iptables", "ip6tables", "iptables-save", "ip6tables-save", "iptables-restore",
          "ip6tables-restore")
