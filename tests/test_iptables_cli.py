@@ -653,6 +653,24 @@ def _live_outcome(ctl: str, case: object, chain: str, family: int) -> tuple[str,
     return ("OK" if f"-A {chain} {want}" in lines else "NOMATCH"), " | ".join(lines)
 
 
+def _cli_outcome(ctl: str, case: object, chain: str, family: int) -> str:
+    """The same case through ``statewall iptables`` / ``iptables-save`` processes."""
+    from test_iptables_peer_suite import Case
+    assert isinstance(case, Case)
+    tool = "iptables" if family == 4 else "ip6tables"
+    env = dict(os.environ, STATEWALL_CONTROL=ctl)
+    r = subprocess.run(f"{STATEWALL} {tool} -t {case.table} -A {chain} {case.rule}", shell=True,
+                       env=env, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        return "FAIL"
+    s = subprocess.run([STATEWALL, f"{tool}-save", "-t", case.table], env=env,
+                       capture_output=True, text=True, timeout=60).stdout
+    subprocess.run([STATEWALL, tool, "-t", case.table, "-F", chain], env=env,
+                   capture_output=True, timeout=60)
+    want = case.rule if case.expected == "=" else case.expected
+    return "OK" if f"\n-A {chain} {want}\n" in s else "NOMATCH"
+
+
 def test_peer_suite_live(tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     import test_iptables_peer_suite as ps
@@ -678,6 +696,17 @@ def test_peer_suite_live(tmp_path: Path) -> None:
                 inproc_pass += ok_in
                 if ok_live != ok_in:
                     differ.append(f"{path.name}:{case.lineno} {case.rule!r} live={ok_live}")
+        # two files end to end through the command itself, the rule as a shell passes it
+        cli_checked = 0
+        for name in ("iptables.t", "libxt_comment.t"):
+            path = ps.EXT_DIR / name
+            for case in ps.cases(path):
+                for fam in ps._families(name):
+                    chain = case.chains[0]
+                    via_ask = _live_outcome(ctl, case, chain, fam)[0]
+                    assert _cli_outcome(ctl, case, chain, fam) == via_ask, case
+                    cli_checked += 1
+        assert cli_checked >= 20
         # the daemon is still sane after a thousand edits
         r = ask(ctl, {"tool": "iptables", "family": 4, "argv": ["-S"]})
         assert r["rc"] == 0 and "-A " not in r["out"]
