@@ -10,6 +10,7 @@ import sys
 
 from .. import __version__
 from . import conntrack, explain, flows, kerneldiff, replay, rules, run
+from . import iptables as iptables_cli
 from . import top as top_cmd
 
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     conntrack.add_parser(sub)
     top_cmd.add_parser(sub)
     flows.add_parser(sub)
+    iptables_cli.add_parser(sub)
     return p
 
 

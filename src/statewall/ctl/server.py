@@ -23,7 +23,7 @@ from .events import EventHub, event_command     # statewall conntrack -E
 
 PREFIX: Final = "conntrack "
 Handler = Callable[[str, float], dict[str, Any]]
-MAX_REQUEST: Final = 1 << 16
+MAX_REQUEST: Final = 1 << 24          # iptables-restore sends a whole rule set
 
 
 def encode(argv: list[str], batch: bool = False, portid: int | None = None) -> bytes:

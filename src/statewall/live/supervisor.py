@@ -27,6 +27,7 @@ from ..ctl import server as ctl_server
 from . import log as swlog
 from . import prune
 from .config import Builder, Config, Loader, RulesError, build_firewall, load_rules
+from .iptables import install_supervisor as install_iptables
 from .kernel import KernelSetup, KernelSetupError
 
 if typing.TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Supervisor:
             # statewall top: the client asks every worker itself (top/snapshot.py)
             "top": lambda line: {"ok": True, "workers": self.worker_paths()},
         }
+        self.iptables = install_iptables(self)   # statewall iptables: the edited rule set
 
     # -- processes ----------------------------------------------------------------------
     def _spawn(self, ch: _Child) -> None:
@@ -92,7 +94,8 @@ class Supervisor:
                     self.ctl.close()
                 if self.metrics is not None:
                     self.metrics.close(forked=True)
-                code = run_worker(self.cfg, ch.queue, self.loader, self.builder, w, me)
+                code = run_worker(self.cfg, ch.queue, self.iptables.worker_loader(self.loader),
+                                  self.builder, w, me)
             finally:
                 os._exit(code)
         os.close(w)
@@ -162,7 +165,7 @@ class Supervisor:
     def run(self) -> int:
         cfg = self.cfg
         try:
-            self.loader(cfg)                     # refuse bad rules before anything else
+            self.iptables.base(self.loader(cfg))  # refuse bad rules before anything else
         except RulesError as e:
             self.log.error(f"rules refused: {e}")
             return 2
@@ -337,7 +340,7 @@ class Supervisor:
 
     def _reload(self) -> dict[str, Any]:
         try:
-            self.loader(self.cfg)
+            rules = self.loader(self.cfg)
         except RulesError as e:
             swlog.event(logging.ERROR, "reload refused, the running rules stay", error=str(e))
             return {"ok": False, "error": str(e)}
@@ -350,6 +353,7 @@ class Supervisor:
         missing = [q for q, ch in self.children.items() if ch.pid and q not in got]
         ok = not bad and not missing
         if ok:
+            self.iptables.base(rules)            # the files replace statewall iptables edits
             swlog.event(logging.INFO, "rules reloaded", workers=len(got))
         return {"ok": ok, "workers": len(got), "errors": bad, "no_answer": missing}
 

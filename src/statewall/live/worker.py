@@ -42,6 +42,7 @@ from . import log as swlog
 from . import metrics as swmetrics
 from . import prune
 from .config import Builder, Config, Loader, RulesError, build_settings
+from .iptables import install_worker as install_iptables
 from .kernel import INJECT_GID
 from .route import KernelHost, Watcher
 
@@ -195,6 +196,7 @@ class Worker:
             self.ctl.handlers["metrics"] = self._metrics
         if self.ctl is not None:               # statewall reload --prune (live/prune.py)
             self.ctl.handlers["prune"] = prune.worker_handler(lambda: self.fw)
+        install_iptables(self)                   # statewall iptables (live/iptables.py)
         swlog.event(logging.INFO, "worker ready", queue=self.queue_num,
                     entries=len(self.tracker.table), fail_open=cfg.fail_open)
         self._report("ready")
@@ -298,6 +300,7 @@ class Worker:
                         pass
             if self.ctl is not None and (self.ctl.pending or any(fd == cfd for fd, _ in events)):
                 self.ctl.poll()                # statewall conntrack requests
+                fw = self.fw                   # statewall iptables may have swapped it
             if self.ctl is not None and self.ctl.events.subs:
                 self.ctl.events.flush()        # statewall conntrack -E (ctl/events.py)
             now = time.monotonic()

@@ -17,7 +17,7 @@ Follows iptables/xshared.c ``do_parse``, ``command_default``, ``command_match``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Callable, Final
 
 from . import ext as registry
 from .addr import parse_multiple
@@ -77,6 +77,12 @@ class Command:
     rules: list[tuple[IpSpec, tuple[Match, ...], Target]] = field(default_factory=list)
     counters: tuple[int, int] | None = None
     has_rule_spec: bool = False
+    # the iptables command line only (RuleParser(cli=True)): -t, -v (count), -n -x
+    # --line-numbers ("n" "x" "0"), -Z given with -L, -S/-L CHAIN RULENUM
+    table: str = ""
+    verbose: int = 0
+    flags: set[str] = field(default_factory=set)
+    zero: bool = False
 
 
 def parse_proto(text: str) -> int:
@@ -104,10 +110,16 @@ class RuleParser:
     """Parses one line's words. ``has_chain(name)`` tells whether a user chain exists in
     the table (for -j/-g), ``table`` is the table the line belongs to."""
 
-    def __init__(self, family: int, table: str, user_chains: frozenset[str]) -> None:
+    def __init__(self, family: int, table: str, user_chains: frozenset[str],
+                 cli: bool = False, chains_of: Callable[[str], frozenset[str]] | None = None
+                 ) -> None:
         self.family = family
         self.table = table
         self.user_chains = user_chains
+        # cli: parse an ``iptables`` command line (-L -S -C -t -v allowed; iptables'
+        # generic_opt_check); chains_of(table) gives the user chains once -t is seen
+        self.cli = cli
+        self.chains_of = chains_of
 
     # -- getopt ----------------------------------------------------------------------
     def _long_table(self) -> list[tuple[str, int, object]]:
@@ -176,7 +188,13 @@ class RuleParser:
         def add_command(letter: str) -> None:
             if invert:
                 raise OptionError("unexpected '!' flag")
+            if self.cli and {letter, cmd.cmd} == {"L", "Z"}:
+                cmd.zero = True                  # -L -Z: list, then zero
+                cmd.cmd = "L"
+                return
             if cmd.cmd:
+                if self.cli:
+                    raise OptionError(f"Cannot use -{letter} with -{cmd.cmd}")
                 raise OptionError(f"cannot use -{letter} with -{cmd.cmd}")
             cmd.cmd = letter
 
@@ -265,7 +283,7 @@ class RuleParser:
 
             assert letter is not None
             if letter in "ACDRIL SFZNXEP".replace(" ", ""):
-                if letter in ("L", "S", "C"):
+                if letter in ("L", "S", "C") and not self.cli:
                     raise OptionError(f"-{letter} is not a command for a rule file")
                 add_command(letter)
                 if letter in ("A", "I", "D", "R", "N", "E", "P"):
@@ -273,7 +291,7 @@ class RuleParser:
                     cmd.chain = arg
                 elif arg is not None:
                     cmd.chain = arg
-                elif letter in ("F", "X", "Z") and has_arg():
+                elif letter in ("F", "X", "Z", "L", "S") and has_arg():
                     cmd.chain = words[i]
                     i += 1
                 if letter == "N":
@@ -294,7 +312,7 @@ class RuleParser:
                 elif letter == "D" and has_arg():
                     cmd.rulenum = _rulenum(words[i])
                     i += 1
-                elif letter == "Z" and cmd.chain and has_arg():
+                elif letter in ("Z", "L", "S") and cmd.chain and has_arg():
                     cmd.rulenum = _rulenum(words[i])
                     i += 1
                 elif letter == "E":
@@ -357,15 +375,30 @@ class RuleParser:
                 cmd.counters = self._counters(arg, words, i)
                 if "," not in arg:
                     i += 1
+            elif letter == "t" and self.cli:
+                if cmd.table:
+                    raise OptionError("multiple -t flags not allowed")
+                assert arg is not None
+                cmd.table = self.table = arg
+                if self.chains_of is not None:
+                    self.user_chains = self.chains_of(arg)
             elif letter == "t":
                 raise OptionError("the -t option cannot be used in a rule file line")
             elif letter in ("4", "6"):
                 if int(letter) != self.family:
                     return Command()         # iptables-restore skips the other family's lines
+            elif letter in ("w", "W") and self.cli:
+                if arg is None and has_arg() and words[i].isdigit():
+                    i += 1                   # -w [seconds]: no lock to wait for here
             elif letter in ("w", "W"):
                 raise OptionError(f"you cannot use `-{letter}' in a rule file")
             elif letter in ("n", "x", "0"):
                 set_option(letter)
+                cmd.flags.add(letter)
+            elif letter == "v" and self.cli:
+                if invert:
+                    raise OptionError("cannot have ! before -v")
+                cmd.verbose += 1
             elif letter in ("v", "M", "b"):
                 pass
             elif letter in ("V", "h"):
@@ -380,6 +413,10 @@ class RuleParser:
             raise OptionError('the "nat" table is not intended for filtering, the use of '
                               "DROP is therefore inhibited")
         rule_opts = options & {"s", "d", "p", "i", "o", "f", "j"}
+        if self.cli:
+            _cli_opt_check(cmd, options, bool(self.matches))
+        if self.cli and cmd.cmd not in RULE_COMMANDS:
+            return cmd
         if cmd.cmd not in RULE_COMMANDS:
             bad = rule_opts | (options & {"c"} if cmd.cmd != "P" else set()) | \
                 (options & {"n", "x", "0"})
@@ -520,6 +557,29 @@ class RuleParser:
         if registry.find_target(jumpto, 6 if self.family == 4 else 4) is not None:
             raise OptionError(f"target {jumpto} is not available for IPv{self.family}")
         raise OptionError(f"couldn't load target `{jumpto}': no such chain or target")
+
+
+# iptables' commands_v_options (xshared.c): options each command refuses; a command line
+# with several commands (-L -Z) may use what any of them allows
+_CLI_ILLEGAL: Final = {
+    "I": "nx0", "A": "nx0", "R": "nx0", "D": "nx0c", "C": "nx0c",
+    "Dnum": "nsdpjxio0cf", "L": "sdpjioc", "F": "nsdpjxio0cf", "Z": "nsdpjxio0cf",
+    "N": "nsdpjxio0cf", "X": "nsdpjxio0cf", "P": "nsdpjxio0f", "E": "nsdpjxio0cf",
+    "S": "nsdpjxio0cf",
+}
+_CLI_ORDER: Final = "nsdpjvxio0cf"
+_CLI_NAME: Final = {"0": "--line", **{c: "-" + c for c in "nsdpjvxiocf"}}
+
+
+def _cli_opt_check(cmd: Command, options: set[str], matches: bool) -> None:
+    """``generic_opt_check``: "Illegal option `-n' with this command" (exit 2)."""
+    key = "Dnum" if cmd.cmd == "D" and cmd.rulenum else cmd.cmd
+    rows = [_CLI_ILLEGAL[key]] + ([_CLI_ILLEGAL["Z"]] if cmd.zero else [])
+    for o in _CLI_ORDER:
+        if o in options and all(o in row for row in rows):
+            raise OptionError(f"Illegal option `{_CLI_NAME[o]}' with this command")
+    if matches and key not in RULE_COMMANDS:
+        raise OptionError("Illegal option `-m' with this command")
 
 
 def _unknown_match(name: str, family: int) -> str:

@@ -101,6 +101,8 @@ class Ah(MatchExt):
             s += " " + spi
         if i.hdrlen or i.len_inv:
             s += f"{'' if spi else ' '}length:{'!' if i.len_inv else ''}{i.hdrlen}"
+        if s == " ah":
+            s += " "                    # libipt_ah prints " ah " before the (empty) spis
         if i.res:
             s += " reserved"
         return s

@@ -62,7 +62,8 @@ class Connmark(Mark):
     name = "connmark"
 
     def show(self, i: MarkMatchInfo, family: int) -> str:
-        return f" connmark match {'! ' if i.invert else ''}{mark_text(i.mark, i.mask)}"
+        # libxt_connmark: " connmark match " then "!" then print_mark's " 0x..."
+        return f" connmark match {'!' if i.invert else ''} {mark_text(i.mark, i.mask)}"
 
     def compile(self, i: MarkMatchInfo, env: Env) -> Pred:
         mark, mask, inv = i.mark, i.mask, i.invert
