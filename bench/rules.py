@@ -6,9 +6,11 @@ Run from bench/run.py; standalone: ``python bench/rules.py CAPTURE``.
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 
+from statewall import gcpolicy
 from statewall.conntrack.sysctl import Settings
 from statewall.firewall import Firewall
 from statewall.host import HostModel, parse_iface
@@ -52,6 +54,7 @@ def replay_with_rules(path: str) -> tuple[int, float]:
     host = HostModel([parse_iface("eth0=198.51.100.254/24"),
                       parse_iface("eth1=203.0.113.254/24")])
     fw = Firewall(Settings(), rules4=parse_ruleset(RULES, "bench.rules", 4), host=host)
+    old = gcpolicy.for_packet_loop()      # as statewall replay does (statewall/gcpolicy.py)
     t0 = time.perf_counter()
     n = 0
     with open_capture(path) as cap:
@@ -61,7 +64,10 @@ def replay_with_rules(path: str) -> tuple[int, float]:
             pkt.iface = "eth0" if pkt.src[0] == 198 else "eth1"
             fw.process(pkt, fr.ts)
             n += 1
-    return n, time.perf_counter() - t0
+    dt = time.perf_counter() - t0
+    gc.set_threshold(*old)
+    gc.unfreeze()
+    return n, dt
 
 
 if __name__ == "__main__":

@@ -24,7 +24,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from gen import _ip_tcp, generate  # noqa: E402
 
+from statewall import firewall  # noqa: E402
+from statewall.conntrack import core  # noqa: E402
 from statewall.conntrack.proto import tcp  # noqa: E402
+from statewall import gcpolicy
 from statewall.conntrack.sysctl import Settings  # noqa: E402
 from statewall.firewall import Firewall  # noqa: E402
 from statewall.io.capture import open_capture  # noqa: E402
@@ -57,6 +60,7 @@ def bare_loop(path: str) -> tuple[int, float]:
 def replay(path: str) -> tuple[int, float, int]:
     """What ``statewall replay CAPTURE`` does per packet, without output."""
     fw = Firewall(Settings())
+    old = gcpolicy.for_packet_loop()      # as statewall replay does (statewall/gcpolicy.py)
     t0 = time.perf_counter()
     n = 0
     with open_capture(path) as cap:
@@ -67,13 +71,16 @@ def replay(path: str) -> tuple[int, float, int]:
             fw.process(pkt, fr.ts)
             n += 1
     dt = time.perf_counter() - t0
+    gc.set_threshold(*old)                # the bare loop runs with the defaults
+    gc.unfreeze()
     return n, dt, len(fw.tracker.table)
 
 
 def accelerator() -> str:
     """Which parts of the hot path run in C."""
     parts = {"checksum": checksum.ACCELERATED, "decode": decode.ACCELERATED,
-             "tcp": tcp.ACCELERATED}
+             "tcp": tcp.ACCELERATED, "conntrack_in": core.ACCELERATED,
+             "Firewall.process": firewall.ACCELERATED}
     on = [k for k, v in parts.items() if v]
     if not on:
         why = "STATEWALL_PURE is set" if os.environ.get("STATEWALL_PURE", "") not in (

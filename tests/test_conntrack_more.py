@@ -442,3 +442,38 @@ def test_expectation_events_to_subscribers(tmp_path: Path) -> None:
     assert [x[:9] for x in lines] == ["    [NEW]", "[DESTROY]"], out
     assert all("dport=50000" in x and "helper=ftp" in x for x in lines)
     assert "2 expectation events have been shown." in err
+
+
+def test_delete_by_helper_in_process() -> None:
+    """statewall's --helper: -L / -D select the entries of one helper only."""
+    from statewall.conntrack.sysctl import Settings as _S
+    from statewall.ctl import ops as _ops
+    from statewall.firewall import Firewall as _F
+    from statewall.packet.decode import decode_ip as _dec
+    from statewall.rules.parse import parse_ruleset as _parse
+    import struct as _st
+    from statewall.packet.checksum import inet_checksum as _ic, l4_checksum as _l4
+
+    rules = ("*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+             "-A PREROUTING -p tcp --dport 21 -j CT --helper ftp\nCOMMIT\n")
+    fw = _F(_S(), rules4=_parse(rules, "h.rules", 4))
+
+    def syn(sport: int, dport: int) -> bytes:
+        src, dst = bytes([198, 51, 100, 2]), bytes([203, 0, 113, 2])
+        seg = bytearray(_st.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 2, 65535, 0, 0))
+        _st.pack_into("!H", seg, 16, _l4(bytes(seg), 0, src, dst, 6))
+        h = _st.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0x4000, 64, 6, 0, src, dst)
+        return h[:10] + _st.pack("!H", _ic(h)) + h[12:] + bytes(seg)
+
+    for sport, dport in ((40000, 21), (40001, 80), (40002, 21)):
+        assert fw.process(_dec(syn(sport, dport)), 10.0).verdict == "ACCEPT"
+    tr = fw.tracker
+    listed = _ops.run(tr, ["-L", "--helper", "ftp"], 11.0)
+    assert listed.rc == 0 and listed.out.count("helper=ftp") == 2
+    assert listed.out.count("\n") == 2 and "dport=80" not in listed.out
+    assert _ops.run(tr, ["-L", "--helper", "tftp"], 11.0).out == ""
+    gone = _ops.run(tr, ["-D", "--helper", "ftp"], 11.0)
+    assert gone.rc == 0 and "2 flow entries have been deleted" in gone.err
+    left = _ops.run(tr, ["-L"], 11.0).out
+    assert left.count("\n") == 1 and "dport=80" in left
+    assert _ops.run(tr, ["-L", "--helper", "not a name"], 11.0).rc == 2

@@ -472,27 +472,31 @@ class Firewall:
         ct = tracker.table.hash.get(key)
         if ct is None:
             return None
-        fc = ct.fc
-        if fc is None or ct.timeout <= now:
+        if ct.timeout <= now:
             return None
+        fc = ct.fc
         if key == ct.orig:
             if not ct.status & IPS_SEEN_REPLY:
                 return None
-            e: FlowEntry | None = fc[0]
+            e: FlowEntry | None = fc[0] if fc is not None else None
             want = IP_CT_ESTABLISHED
         else:
-            e = fc[1]
+            e = fc[1] if fc is not None else None
             want = IP_CT_ESTABLISHED_REPLY
         if (e is None or e.engine is not engine or e.iface != pkt.iface or e.ctinfo != want
                 or e.mark != pkt.mark or e.tos != pkt.tos or e.hostgen != self.host.gen):
-            return None
-        length = len(pkt.buf)
+            return self._learn(engine, pkt, now, ct, want)
         if e.pre:
-            replay(e.pre, length)
+            replay(e.pre, len(pkt.buf))
         ret = tracker.conntrack_in(pkt, now, NF_INET_PRE_ROUTING)
         if ret == VERDICT_DROP or pkt.ct is not ct or pkt.ctinfo != want:
             return self._diverged(engine, pkt, now, ret)
-        replay(e.post, length)
+        return self._replay(e, pkt, now, ct, want)
+
+    def _replay(self, e: FlowEntry, pkt: Packet, now: float, ct: Conn, want: int) -> Decision:
+        """The recorded traversals after conntrack: counters, the decision, confirm."""
+        tracker = self.tracker
+        replay(e.post, len(pkt.buf))
         verdict = e.verdict
         d = Decision(verdict, pkt, pkt.reason if verdict == ACCEPT else e.reason)
         d.path = e.path
@@ -510,6 +514,70 @@ class Firewall:
         if self.want_output:
             self._output(d, pkt, NF_INET_PRE_ROUTING)
         return d
+
+    def _learn(self, engine: Any, pkt: Packet, now: float, ct: Conn,
+               want: int) -> Decision | None:
+        """An established packet whose direction has no valid record: walk the tables
+        without effects (``Engine.walk``), keep the record, replay it. None (nothing was
+        done yet): take the full path; after conntrack, a walk that finds something not
+        flow-stable hands over to the full path from there (``_diverged``)."""
+        tracker = self.tracker
+        host = self.host
+        ctx = self._ctx_type(now=now, in_iface=pkt.iface, out_iface=None,
+                             local_addrs=host.local, tracker=tracker, pkttype=None)
+        pre: list[Step] = []
+        if engine.has_chain("raw", "PREROUTING"):
+            w = engine.walk("raw", "PREROUTING", pkt, ctx)
+            if w is None or w[0] != 1:
+                return None
+            pre = steps(engine.tables["raw"], w[2])
+            replay(tuple(pre), len(pkt.buf))      # raw ran
+        ret = tracker.conntrack_in(pkt, now, NF_INET_PRE_ROUTING)
+        e = None
+        if ret != VERDICT_DROP and pkt.ct is ct and pkt.ctinfo == want:
+            e = self._walk_after(engine, pkt, ctx, want, tuple(pre))
+        if e is None:
+            return self._diverged(engine, pkt, now, ret)   # the full path from here
+        store(ct, 0 if want == IP_CT_ESTABLISHED else 1, e)
+        return self._replay(e, pkt, now, ct, want)
+
+    def _walk_after(self, engine: Any, pkt: Packet, ctx: Any, want: int,
+                    pre: tuple[Step, ...]) -> FlowEntry | None:
+        """``_after_conntrack``'s hooks, tables and routing as ``Engine.walk`` sees them:
+        the record of an established packet, or None."""
+        host = self.host
+        plan = self._plan(engine)
+        post: list[Step] = []
+        d = Decision(ACCEPT, pkt)                  # (for _route: path, out_iface)
+        hooks: Sequence[str] = ("PREROUTING",)
+        out_iface: str | None = None
+        i = 0
+        while i < len(hooks):
+            hname = hooks[i]
+            if hname == "FORWARD" or hname == "POSTROUTING":
+                ctx.out_iface = out_iface
+            for table in plan[_HOOK_NUM[hname]]:
+                if table == "nat":
+                    continue                       # (no nat table: nothing to bind)
+                w = engine.walk(table, hname, pkt, ctx)
+                if w is None:
+                    return None
+                post += steps(engine.tables[table], w[2])
+                if w[0] != 1:                      # as _absorb: anything else drops
+                    return FlowEntry(engine, pkt.iface, pkt.mark, pkt.tos, host.gen, want,
+                                     pre, tuple(post), tuple(hooks), out_iface, DROP, w[1],
+                                     f"dropped by {w[1]}")
+            if i == 0:
+                if host.ifaces:
+                    out_iface = self._route(pkt, NF_INET_PRE_ROUTING, d)
+                    if d.route_drop is not None:
+                        return None
+                    hooks = tuple(d.path)
+                else:
+                    hooks = ("PREROUTING", "FORWARD", "POSTROUTING")
+            i += 1
+        return FlowEntry(engine, pkt.iface, pkt.mark, pkt.tos, host.gen, want, pre,
+                         tuple(post), tuple(hooks), out_iface, ACCEPT, None, None)
 
     def _diverged(self, engine: Any, pkt: Packet, now: float, ret: int) -> Decision:
         """A cached packet that conntrack sees otherwise (INVALID, a reopen): the rest of

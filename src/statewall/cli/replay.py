@@ -22,6 +22,7 @@ from ..conntrack.format import (as_json, conntrack_line, event_line, expect_orig
                                 ip_conntrack_line, proc_line)
 from ..conntrack.proto.base import NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
 from ..conntrack.sysctl import PROFILES, SettingError, Settings
+from .. import gcpolicy
 from ..firewall import HOLD, Decision, Emitted, Firewall
 from ..host import HostModel, parse_iface, parse_route
 from ..io.capture import CaptureError, Frame, open_capture, CaptureReader
@@ -324,6 +325,7 @@ def _replay(args: argparse.Namespace, fw: Firewall, other: Firewall | None, fmt:
     last_ts = 0.0
     n = 0
     diffs: list[tuple[int, Packet | None, Decision, Decision]] = []
+    gcpolicy.for_packet_loop()
     for n, rec, pkt, hook in iter_packets(args.capture, fw, args.in_iface, readers):
         if stop_at is None and now_arg is not None:
             stop_at = now_arg if now_arg > 1e8 else rec.ts + now_arg

@@ -64,6 +64,7 @@ OPTIONS: Final[dict[str, str]] = {
     "-j": "any_nat", "--any-nat": "any_nat", "-z": "zero", "--zero": "zero",
     "--tuple-port-src": "tuple_sport", "--tuple-port-dst": "tuple_dport",
     "--rule": "rule",            # statewall: the rule that accepted the first packet
+    "--helper": "helper",        # statewall: the entry's helper (helper= in the listing)
 }
 _OPTIONAL_ARG: Final = frozenset({"src_nat", "dst_nat", "any_nat"})
 _NO_ARG: Final = frozenset({"zero"})
@@ -134,6 +135,7 @@ class Command:
     output: frozenset[str] = frozenset()
     load_file: str | None = None
     rule: str | None = None                  # statewall's --rule filter/FORWARD#3
+    helper: str | None = None                # statewall's --helper ftp
 
 
 def _num(text: str, what: str, hi: int) -> int:
@@ -326,6 +328,10 @@ def _apply(c: Command, name: str, val: str | None) -> None:
         if not v or len(v) > 256:
             raise ParamError(f"invalid rule `{v}' (table/CHAIN#N or table/CHAIN policy)")
         c.rule = v
+    elif name == "helper":
+        if not v or len(v) > 16 or not v.replace("-", "").replace("_", "").isalnum():
+            raise ParamError(f"invalid helper name `{v}'")
+        c.helper = v
     elif name == "output":
         outs = frozenset(v.split(","))
         if not outs <= OUTPUTS:

@@ -106,6 +106,8 @@ def matches(ct: Conn, c: Command, update: bool = False) -> bool:
         return False
     if c.rule is not None and ct.rule != c.rule:
         return False
+    if c.helper is not None and ct.helper != c.helper:
+        return False
     if c.orig_zone is not None and o[5] != c.orig_zone:
         return False
     if c.reply_zone is not None and r[5] != c.reply_zone:

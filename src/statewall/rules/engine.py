@@ -152,6 +152,68 @@ class Engine:
             res.source = f"{table}/{hook}: hot-drop ({e})"
             return res
 
+    def walk(self, table: str, hook: str, pkt: Packet, ctx: Context
+             ) -> tuple[Verdict, str, list[int]] | None:
+        """The traversal ``run`` would make, without its effects: no counter moves, no
+        target runs. Returns (verdict, source, hits: the counter indexes ``run`` would bump,
+        ~chain for a policy), or None as soon as the answer could differ for the flow's
+        next packet (a rule that is not flow-stable was looked at, a target would run, a
+        hot-drop): the flow cache's recording (flowcache.py) then takes the full path,
+        which starts over and counts."""
+        t = self.tables.get(table)
+        ci = t.entry.get(hook) if t is not None else None
+        if t is None or ci is None:
+            return Verdict.ACCEPT, f"{table}/{hook}: no such chain", []
+        ctx.hook = hook
+        ctx.volatile = False
+        chains = t.chains
+        hits: list[int] = []
+        stack: list[tuple[int, int]] = []
+        i = 0
+        try:
+            while True:
+                rules = chains[ci]
+                n = len(rules)
+                to_policy = False
+                while i < n:
+                    test, kind, arg, k = rules[i]
+                    matched = test is None or test(pkt, ctx)
+                    if ctx.volatile:
+                        return None
+                    if matched:
+                        hits.append(k)
+                        if kind == K_VERDICT:
+                            return _VERDICTS[arg], t.sources[k], hits
+                        if kind == K_TARGET:
+                            return None
+                        if kind == K_JUMP:
+                            stack.append((ci, i + 1))
+                            ci, i = arg, 0
+                            break
+                        if kind == K_GOTO:
+                            ci, i = arg, 0
+                            break
+                        if kind == K_RETURN:
+                            if stack:
+                                ci, i = stack.pop()
+                            else:
+                                to_policy = True
+                            break
+                    i += 1
+                else:
+                    if stack:
+                        ci, i = stack.pop()
+                    else:
+                        to_policy = True
+                if to_policy:
+                    eci = t.entry[hook]
+                    hits.append(~eci)
+                    v = t.policy[eci]
+                    assert v is not None
+                    return _VERDICTS[v], t.policy_sources[eci], hits
+        except HotDrop:
+            return None
+
     @staticmethod
     def _policy(t: CompiledTable, ci: int, ctx: Context, res: RunResult, length: int) -> None:
         """The built-in chain's underflow: count it, trace it, apply the policy."""
