@@ -14,6 +14,8 @@ segments, reopens, expiry, and a host whose addresses change half-way.
 from __future__ import annotations
 
 import struct
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,9 @@ from statewall.host import HostModel, parse_iface
 from statewall.packet.checksum import inet_checksum, l4_checksum
 from statewall.packet.decode import decode_ip
 from statewall.rules.parse import parse_ruleset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from rules import RULES as BENCH_RULES  # noqa: E402
 
 
 class PureTracker(Tracker):
@@ -47,28 +52,7 @@ HEAD = """*filter
 :OUTPUT ACCEPT [0:0]
 """
 RULESETS = {
-    "bench": """*raw
-:PREROUTING ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
--A PREROUTING -p udp --dport 123 -j CT --notrack
-COMMIT
-*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A PREROUTING -p tcp --dport 22 -j MARK --set-mark 0x1
-COMMIT
-""" + HEAD + """-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
--A FORWARD -m conntrack --ctstate INVALID -j DROP
--A FORWARD -p tcp ! --syn -m conntrack --ctstate NEW -j DROP
--A FORWARD -s 192.0.2.0/24 -j DROP
--A FORWARD -p tcp -m multiport --dports 22,25,443 -m conntrack --ctstate NEW -j ACCEPT
--A FORWARD -p tcp --dport 80 -m conntrack --ctstate NEW -j ACCEPT
--A FORWARD -p udp --dport 53 -m conntrack --ctstate NEW -j ACCEPT
-COMMIT
-""",
+    "bench": BENCH_RULES,                  # bench/rules.py: what make bench replays
     # established packets meet volatile rules before the ESTABLISHED accept
     "volatile": HEAD + """:count - [0:0]
 -A FORWARD -j count

@@ -1452,28 +1452,31 @@ is_immutable_default(PyObject *v)
         || PyUnicode_CheckExact(v) || PyBytes_CheckExact(v);
 }
 
-static PyObject *
-sp_bind_packet(PyObject *mod, PyObject *args)
+
+/* A slotted class's template: every slot's offset and its value in ``tmpl`` (an instance made
+ * by __init__), each value immutable (None, numbers, str, bytes, the empty tuple), so that
+ * new instances can share them. Replaces the previous template in (*nall, all_off, vals).
+ * 0, or -1 with an exception. */
+static int
+bind_template(PyObject *cls, PyObject *tmpl, const char *what, int *nall,
+              Py_ssize_t *all_off, PyObject **vals)
 {
-    PyObject *cls, *tmpl;
-    if (!PyArg_ParseTuple(args, "OO", &cls, &tmpl))
-        return NULL;
-    if (Py_TYPE(tmpl) != (PyTypeObject *)cls) {
+    if (!PyType_Check(cls) || Py_TYPE(tmpl) != (PyTypeObject *)cls) {
         PyErr_SetString(PyExc_TypeError, "the template must be an instance of the class");
-        return NULL;
+        return -1;
     }
     PyObject *slots = PyObject_GetAttrString(cls, "__slots__");
     if (slots == NULL)
-        return NULL;
+        return -1;
     PyObject *seq = PySequence_Fast(slots, "__slots__ must be a sequence");
     Py_DECREF(slots);
     if (seq == NULL)
-        return NULL;
+        return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     if (n > MAX_SLOTS || ((PyTypeObject *)cls)->tp_base != &PyBaseObject_Type) {
         Py_DECREF(seq);
-        PyErr_SetString(PyExc_TypeError, "Packet layout not supported");
-        return NULL;
+        PyErr_Format(PyExc_TypeError, "%s layout not supported", what);
+        return -1;
     }
     Py_ssize_t off[MAX_SLOTS];
     PyObject *val[MAX_SLOTS];
@@ -1481,26 +1484,37 @@ sp_bind_packet(PyObject *mod, PyObject *args)
         const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
         if (name == NULL || (off[i] = member_offset(cls, name)) < 0) {
             Py_DECREF(seq);
-            return NULL;
+            return -1;
         }
         val[i] = SLOT(tmpl, off[i]);
-        if (val[i] == NULL || !is_immutable_default(val[i])) {
-            PyErr_Format(PyExc_TypeError, "Packet.%s has no immutable default", name);
+        if (val[i] == NULL || !(is_immutable_default(val[i])
+                                || (PyTuple_CheckExact(val[i]) && PyTuple_GET_SIZE(val[i]) == 0))) {
+            PyErr_Format(PyExc_TypeError, "%s.%s has no immutable default", what, name);
             Py_DECREF(seq);
-            return NULL;
+            return -1;
         }
     }
     Py_DECREF(seq);
-    if (bind_map(&pkt_map, cls, pkt_names, P_N) < 0)
-        return NULL;
-    for (int i = 0; i < pkt_nall; i++)
-        Py_CLEAR(pkt_tmpl[i]);
+    for (int i = 0; i < *nall; i++)
+        Py_CLEAR(vals[i]);
     for (Py_ssize_t i = 0; i < n; i++) {
-        pkt_all_off[i] = off[i];
+        all_off[i] = off[i];
         Py_INCREF(val[i]);
-        pkt_tmpl[i] = val[i];
+        vals[i] = val[i];
     }
-    pkt_nall = (int)n;
+    *nall = (int)n;
+    return 0;
+}
+
+static PyObject *
+sp_bind_packet(PyObject *mod, PyObject *args)
+{
+    PyObject *cls, *tmpl;
+    if (!PyArg_ParseTuple(args, "OO", &cls, &tmpl))
+        return NULL;
+    if (bind_map(&pkt_map, cls, pkt_names, P_N) < 0
+            || bind_template(cls, tmpl, "Packet", &pkt_nall, pkt_all_off, pkt_tmpl) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -2090,39 +2104,10 @@ sp_firewall_methods(PyObject *mod, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "firewall_methods: bad arguments");
         return NULL;
     }
-    /* every slot of Decision and its default (immutable: None, numbers, str, ()) */
-    PyObject *slots = PyObject_GetAttrString(dec_cls, "__slots__");
-    if (slots == NULL)
-        return NULL;
-    PyObject *seq = PySequence_Fast(slots, "__slots__ must be a sequence");
-    Py_DECREF(slots);
-    if (seq == NULL)
-        return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    Py_ssize_t off[MAX_SLOTS];
-    PyObject *val[MAX_SLOTS];
-    if (n > MAX_SLOTS) {
-        Py_DECREF(seq);
-        PyErr_SetString(PyExc_TypeError, "Decision layout not supported");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
-        if (name == NULL || (off[i] = member_offset(dec_cls, name)) < 0) {
-            Py_DECREF(seq);
-            return NULL;
-        }
-        val[i] = SLOT(dec_tmpl_obj, off[i]);
-        if (val[i] == NULL || !(is_immutable_default(val[i])
-                                || (PyTuple_CheckExact(val[i]) && PyTuple_GET_SIZE(val[i]) == 0))) {
-            PyErr_Format(PyExc_TypeError, "Decision.%s has no immutable default", name);
-            Py_DECREF(seq);
-            return NULL;
-        }
-    }
-    Py_DECREF(seq);
     if (bind_map(&fw_map, cls, fw_names, F_N) < 0
             || bind_map(&dec_map, dec_cls, dec_names, D_N) < 0
+            || bind_template(dec_cls, dec_tmpl_obj, "Decision", &dec_nall, dec_all_off,
+                             dec_tmpl) < 0
             || bind_map(&defrag_map, defrag_cls, defrag_names, DF_N) < 0
             || bind_map(&family_map, family_cls, family_names, 1) < 0
             || bind_map(&expect_map, expect_cls, expect_names, 1) < 0
@@ -2130,14 +2115,6 @@ sp_firewall_methods(PyObject *mod, PyObject *args)
             || bind_map(&engine_map, engine_cls, engine_names, 1) < 0
             || bind_map(&fe_map, fe_cls, fe_names, FE_N) < 0)
         return NULL;
-    for (int i = 0; i < dec_nall; i++)
-        Py_CLEAR(dec_tmpl[i]);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        dec_all_off[i] = off[i];
-        Py_INCREF(val[i]);
-        dec_tmpl[i] = val[i];
-    }
-    dec_nall = (int)n;
     Py_INCREF(process_py);
     Py_XSETREF(fb_process, process_py);
     Py_INCREF(accept);

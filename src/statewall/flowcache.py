@@ -60,13 +60,16 @@ class FlowEntry:
 
 def steps(table: Any, hits: list[int]) -> list[Step]:
     """The counter bumps of one traversal (``Context.hits``: rule counter indexes, ~chain
-    index for a policy) of ``table`` (a CompiledTable)."""
+    index for a policy) of ``table`` (a CompiledTable; each bump is made once and kept in
+    ``table.steps``)."""
+    known = table.steps
     out: list[Step] = []
     for h in hits:
-        if h >= 0:
-            out.append((table.pkts, table.bytes, h))
-        else:
-            out.append((table.ppkts, table.pbytes, ~h))
+        st = known.get(h)
+        if st is None:
+            st = known[h] = (table.pkts, table.bytes, h) if h >= 0 else \
+                (table.ppkts, table.pbytes, ~h)
+        out.append(st)
     return out
 
 

@@ -20,6 +20,7 @@ import socket
 import sys
 from typing import Any
 
+from .relay import relay
 from ..ctl import args as ctargs
 from ..ctl import events as ctevents
 from ..ctl import render
@@ -52,18 +53,7 @@ def _control(argv: list[str]) -> tuple[str, list[str]]:
 
 
 def _send(path: str, argv: list[str], batch: bool) -> int:
-    try:
-        reply = request(path, argv, batch)
-    except (OSError, ValueError) as e:
-        print(f"{PROG}: cannot reach statewall at {path}: {e}", file=sys.stderr)
-        return 1
-    if not reply.get("ok"):
-        print(f"{PROG}: {reply.get('error')}", file=sys.stderr)
-        return 1
-    sys.stdout.write(str(reply.get("out", "")))
-    sys.stdout.flush()
-    sys.stderr.write(str(reply.get("err", "")))
-    return int(reply.get("rc", 1))
+    return relay(PROG, path, lambda: request(path, argv, batch), 1)
 
 
 def _load(path: str, source: str) -> int:

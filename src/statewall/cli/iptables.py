@@ -76,18 +76,8 @@ def main(name: str, argv: list[str]) -> int:
 
 def send(path: str, name: str, req: dict[str, Any]) -> int:
     from ..live.supervisor import control_request
-    try:
-        reply = control_request(path, f"{WORD} {json.dumps(req)}")
-    except (OSError, ValueError) as e:
-        print(f"{name}: cannot reach statewall at {path}: {e}", file=sys.stderr)
-        return 4
-    if not reply.get("ok"):
-        print(f"{name}: {reply.get('error')}", file=sys.stderr)
-        return 4
-    sys.stdout.write(str(reply.get("out", "")))
-    sys.stdout.flush()
-    sys.stderr.write(str(reply.get("err", "")))
-    return int(reply.get("rc", 1))
+    from .relay import relay
+    return relay(name, path, lambda: control_request(path, f"{WORD} {json.dumps(req)}"), 4)
 
 
 def _bad(name: str, msg: str) -> int:

@@ -42,7 +42,8 @@ class CompiledTable:
     ``texts[k]`` / ``rulenums[k]`` / ``chain_of[k]`` per counter index, and the counters."""
 
     __slots__ = ("name", "chains", "names", "entry", "policy", "texts", "rulenums",
-                 "chain_of", "sources", "policy_sources", "pkts", "bytes", "ppkts", "pbytes")
+                 "chain_of", "sources", "policy_sources", "pkts", "bytes", "ppkts", "pbytes",
+                 "steps")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -59,6 +60,8 @@ class CompiledTable:
         self.bytes: list[int] = []
         self.ppkts: list[int] = []
         self.pbytes: list[int] = []
+        # the flow cache's counter bumps, made once (flowcache.steps): hit -> step
+        self.steps: dict[int, tuple[list[int], list[int], int]] = {}
 
 
 def compile_ruleset(rs: Ruleset, shared: dict[str, Any]) -> dict[str, CompiledTable]:
