@@ -50,9 +50,7 @@ class Served:
 
     def _run(self) -> None:
         while not self.stop:
-            r, _, _ = select.select(self.srv.fds(), [], [], 0.1)
-            if r:
-                self.srv.poll()
+            self.srv.step(0.1)
 
     def close(self) -> None:
         self.stop = True

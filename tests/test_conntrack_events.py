@@ -50,9 +50,7 @@ class Served:
 
     def _run(self) -> None:
         while not self.stop:
-            r, _, _ = select.select(self.srv.fds(), [], [], 0.01)
-            if r or self.srv.pending:
-                self.srv.poll()
+            self.srv.step(0.01)
             while not self.jobs.empty():
                 fn, done = self.jobs.get()
                 done.put(fn())

@@ -188,9 +188,7 @@ class ServedTs(Served):
 
     def _run(self) -> None:                  # as the worker's loop: requests, then -E lines
         while not self.stop:
-            r, _, _ = select.select(self.srv.fds(), [], [], 0.02)
-            if r or self.srv.pending:
-                self.srv.poll()
+            self.srv.step(0.02)
             self.srv.events.flush()
 
 

@@ -315,9 +315,7 @@ class FakeWorker:
 
     def _run(self) -> None:
         while not self.stop:
-            r, _, _ = select.select(self.srv.fds(), [], [], 0.05)
-            if r or self.srv.pending:
-                self.srv.poll()
+            self.srv.step(0.05)
 
     def close(self) -> None:
         self.stop = True

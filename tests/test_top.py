@@ -333,9 +333,7 @@ class Served:
 
     def _run(self) -> None:
         while not self.stop:
-            r, _, _ = select.select(self.srv.fds(), [], [], 0.05)
-            if r:
-                self.srv.poll()
+            self.srv.step(0.05)
 
     def close(self) -> None:
         self.stop = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import socket
 import time
 from typing import Any, Callable, Final
@@ -22,6 +23,8 @@ from . import ops, render
 from .events import EventHub, event_command     # statewall conntrack -E
 
 PREFIX: Final = "conntrack "
+READ_TIMEOUT: Final = 30.0      # seconds a client may take to send its request line
+WRITE_TIMEOUT: Final = 120.0    # seconds a client may take to read its reply
 Handler = Callable[[str, float], dict[str, Any]]
 MAX_REQUEST: Final = 1 << 24          # iptables-restore sends a whole rule set
 
@@ -59,6 +62,104 @@ def handle(tr: Tracker, line: str, now: float, hub: EventHub | None = None
     return {"ok": True, "rc": r.rc, "out": r.out, "err": r.err}
 
 
+class LineConns:
+    """The connections of a listening unix socket, served without blocking: each client
+    sends one request line and gets one reply line (JSON). Requests are read as they come
+    (a client that sends slowly is served on a later ``poll``), replies are written as the
+    client reads them; a client that stops sending or reading is dropped after a timeout.
+    ``poll(dispatch)`` calls ``dispatch(conn, line)`` for each complete request: a reply
+    object, or None when ``dispatch`` took the connection over (``conntrack -E``)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending: dict[socket.socket, bytearray] = {}
+        self.outgoing: dict[socket.socket, memoryview] = {}
+        self.since: dict[socket.socket, float] = {}
+
+    @property
+    def busy(self) -> bool:
+        """A request is still arriving or a reply still leaving: poll again soon."""
+        return bool(self.pending or self.outgoing)
+
+    def fds(self) -> list[socket.socket]:
+        return [self.sock, *self.pending, *self.outgoing]
+
+    def poll(self, dispatch: Callable[[socket.socket, str], dict[str, Any] | None]) -> None:
+        now = time.monotonic()
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break                            # (EMFILE...: the next poll tries again)
+            conn.setblocking(False)
+            self.pending[conn] = bytearray()
+            self.since[conn] = now
+        for conn in list(self.pending):
+            line = self._read(conn)
+            if line is None:
+                continue
+            reply = dispatch(conn, line)
+            if reply is None:                    # taken over by the caller
+                self.since.pop(conn, None)
+                continue
+            self.outgoing[conn] = memoryview(json.dumps(reply).encode() + b"\n")
+            self.since[conn] = time.monotonic()
+            self._flush(conn)
+        for conn in list(self.outgoing):
+            self._flush(conn)
+        now = time.monotonic()
+        for conn, t in list(self.since.items()):
+            limit = READ_TIMEOUT if conn in self.pending else WRITE_TIMEOUT
+            if now - t > limit:                  # a client that stopped talking or reading
+                self.drop(conn)
+
+    def _read(self, conn: socket.socket) -> str | None:
+        """The request line once it is complete (the connection then leaves ``pending``)."""
+        buf = self.pending[conn]
+        try:
+            while len(buf) < MAX_REQUEST:
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    break
+                buf += chunk
+                if b"\n" in chunk:
+                    break
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            buf = bytearray()
+        del self.pending[conn]
+        return bytes(buf).split(b"\n", 1)[0].decode(errors="replace")
+
+    def _flush(self, conn: socket.socket) -> None:
+        out = self.outgoing[conn]
+        try:
+            while out:
+                n = conn.send(out[:1 << 20], socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                out = out[n:]
+        except (BlockingIOError, InterruptedError):
+            self.outgoing[conn] = out
+            return
+        except OSError:
+            pass
+        self.drop(conn)
+
+    def drop(self, conn: socket.socket) -> None:
+        self.pending.pop(conn, None)
+        self.outgoing.pop(conn, None)
+        self.since.pop(conn, None)
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for c in [*self.pending, *self.outgoing]:
+            self.drop(c)
+
+
 class CtlServer:
     """Answer conntrack requests on a unix socket; call ``poll()`` when it is readable."""
 
@@ -77,7 +178,7 @@ class CtlServer:
         s.listen(64)
         s.setblocking(False)
         self.sock = s
-        self.pending: dict[socket.socket, bytes] = {}
+        self.conns = LineConns(s)                # requests in, replies out (no blocking)
         self.events = EventHub(tracker)          # -E subscribers (ctl/events.py)
         # request word -> handler(line, now) -> reply object. Other control-plane features
         # (iptables, metrics, flows, ...) register theirs here; "conntrack" is built in.
@@ -88,57 +189,42 @@ class CtlServer:
         return self.sock.fileno()
 
     def fds(self) -> list[socket.socket]:
-        return [self.sock, *self.pending]
+        return self.conns.fds()
+
+    @property
+    def busy(self) -> bool:
+        return self.conns.busy
+
+    @property
+    def pending(self) -> dict[socket.socket, bytearray]:
+        return self.conns.pending
 
     def poll(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                break
-            conn.setblocking(False)
-            self.pending[conn] = b""
-        for conn in list(self.pending):
-            self._serve(conn)
+        self.conns.poll(self._dispatch)
 
-    def _serve(self, conn: socket.socket) -> None:
-        buf = self.pending[conn]
-        try:
-            while b"\n" not in buf and len(buf) < MAX_REQUEST:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        except BlockingIOError:
-            self.pending[conn] = buf
-            return
-        except OSError:
-            buf = b""
-        del self.pending[conn]
-        line = buf.split(b"\n", 1)[0].decode(errors="replace")
+    def step(self, timeout: float) -> None:
+        """One round for an owner with nothing else to do (tests, tools): wait up to
+        ``timeout`` for a client, serve what is ready, write events. (The worker polls
+        from its own loop instead.)"""
+        wait = 0.005 if self.busy or self.events.backlog else timeout
+        select.select(self.fds(), [], [], wait)
+        self.poll()
+        if self.events.subs:
+            self.events.flush()
+
+    def _dispatch(self, conn: socket.socket, line: str) -> dict[str, Any] | None:
         ev = event_command(line)                 # -E: the connection becomes a subscriber
         if ev is not None:
             self.events.subscribe(conn, ev)
-            return
-        try:
-            h = self.handlers.get(line.split(" ", 1)[0])
-            if h is not None:
-                reply = h(line, self.clock())
-            else:
-                reply = {"ok": False, "error": "unknown command"}
-            conn.setblocking(True)
-            conn.settimeout(5.0)
-            conn.sendall(json.dumps(reply).encode() + b"\n")
-        except OSError:
-            pass
-        finally:
-            conn.close()
+            return None
+        h = self.handlers.get(line.split(" ", 1)[0])
+        if h is None:
+            return {"ok": False, "error": "unknown command"}
+        return h(line, self.clock())
 
     def close(self) -> None:
         self.events.close()
-        for c in self.pending:
-            c.close()
-        self.pending.clear()
+        self.conns.close()
         self.sock.close()
         try:
             os.unlink(self.path)
@@ -153,16 +239,25 @@ def request(path: str, argv: list[str], batch: bool = False,
         s.settimeout(timeout)
         s.connect(path)
         s.sendall(encode(argv, batch, portid))
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_reply(s)
     reply = json.loads(data)
     if not isinstance(reply, dict):
         raise ValueError("bad reply")
     return reply
+
+
+def read_reply(s: socket.socket) -> bytes:
+    """One newline-terminated reply (a whole table can be tens of MB: chunks are joined
+    once, not copied on every read)."""
+    parts: list[bytes] = []
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        parts.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return b"".join(parts)
 
 
 # -- the daemon side: one socket per worker, the supervisor fans requests out ---------------

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..ctl import iptables as ops
 from ..ctl.iptables_list import Counters
+from ..ctl.server import read_reply
 from ..rules.model import Rule, Ruleset, Source
 from ..rules.parse import _counters_text, _Loader
 from . import log as swlog
@@ -75,13 +76,7 @@ def ask_all(paths: list[str], reqs: list[dict[str, Any]], timeout: float = 30.0
             replies.append(next(errors))
             continue
         try:
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-            reply = json.loads(data)
+            reply = json.loads(read_reply(s))
             replies.append(reply if isinstance(reply, dict) else
                            {"ok": False, "error": f"{path}: bad reply"})
         except (OSError, ValueError) as e:

@@ -158,7 +158,7 @@ def supervisor_reload(sup: Any, line: str) -> dict[str, Any]:
     reply: dict[str, Any] = sup.reload()
     if "--prune" not in line.split()[1:] or not reply.get("ok"):
         return reply
-    from ..ctl.server import MAX_REQUEST
+    from ..ctl.server import read_reply
     import socket
     total = {"checked": 0, "pruned": 0, "kept": 0}
     errors = {}
@@ -168,12 +168,7 @@ def supervisor_reload(sup: Any, line: str) -> dict[str, Any]:
                 s.settimeout(60.0)
                 s.connect(path)
                 s.sendall(b"prune\n")
-                data = b""
-                while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_reply(s)
             r = json.loads(data)
         except (OSError, ValueError) as e:
             errors[path] = str(e)

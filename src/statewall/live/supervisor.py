@@ -65,6 +65,7 @@ class Supervisor:
                                   ipv6=cfg.ipv6, backend=cfg.backend, nat=_has_nat(cfg))
         self.kernel_installed = False
         self.ctl: socket.socket | None = None
+        self.ctl_conns: ctl_server.LineConns | None = None     # its clients (no blocking)
         self.restart_at: dict[int, float] = {}
         self.metrics: MetricsServer | None = None  # --metrics: live/metrics_http.py
         # control socket: first word of the request line -> handler(line) -> reply object
@@ -90,6 +91,9 @@ class Supervisor:
                 for other in self.children.values():
                     if other.rfile >= 0:
                         os.close(other.rfile)
+                if self.ctl_conns is not None:
+                    for c in self.ctl_conns.fds():   # (the child's copies only)
+                        c.close()
                 if self.ctl is not None:
                     self.ctl.close()
                 if self.metrics is not None:
@@ -208,6 +212,8 @@ class Supervisor:
             return 0
         finally:
             self._stop_all()
+            if self.ctl_conns is not None:
+                self.ctl_conns.close()
             if self.ctl is not None:
                 self.ctl.close()
                 try:
@@ -263,35 +269,19 @@ class Supervisor:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(path)
         os.chmod(path, 0o600)
-        s.listen(4)
+        s.listen(64)
         s.setblocking(False)
         self.ctl = s
+        self.ctl_conns = ctl_server.LineConns(s)
 
-    def _control(self) -> None:
-        assert self.ctl is not None
-        try:
-            conn, _ = self.ctl.accept()
-        except BlockingIOError:
-            return
-        with conn:
-            conn.settimeout(5.0)
-            try:
-                data = b""
-                while b"\n" not in data and len(data) < ctl_server.MAX_REQUEST:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                cmd = data.decode(errors="replace").strip()
-                h = self.commands.get(cmd.split(" ", 1)[0])
-                if h is not None:
-                    reply = h(cmd)
-                else:
-                    reply = {"ok": False, "error": f"unknown command {cmd!r} "
-                             f"({', '.join(sorted(self.commands))})"}
-                conn.sendall(json.dumps(reply).encode() + b"\n")
-            except OSError:
-                pass
+    def _control(self, conn: socket.socket, line: str) -> dict[str, Any]:
+        """One request of the control socket (``LineConns`` reads and answers it)."""
+        cmd = line.strip()
+        h = self.commands.get(cmd.split(" ", 1)[0])
+        if h is not None:
+            return h(cmd)
+        return {"ok": False, "error": f"unknown command {cmd!r} "
+                f"({', '.join(sorted(self.commands))})"}
 
     def _open_metrics(self, listen: str) -> bool:
         from .metrics_http import MetricsServer, parse_listen
@@ -372,13 +362,17 @@ class Supervisor:
     def _loop(self, wake: int) -> None:
         while not self.stopping:
             fds = [wake] + [ch.rfile for ch in self.children.values() if ch.rfile >= 0]
-            if self.ctl is not None:
+            wait = 1.0
+            if self.ctl is not None and self.ctl_conns is not None:
                 fds.append(self.ctl.fileno())
+                fds += [c.fileno() for c in self.ctl_conns.pending]
+                if self.ctl_conns.outgoing:
+                    wait = 0.01                   # a reply still leaving
             if self.metrics is not None:          # --metrics (live/metrics_http.py)
                 fds.append(self.metrics.fileno())
+                wait = self.metrics.wait(wait)
             try:
-                r, _, _ = select.select(fds, [], [], 1.0 if self.metrics is None
-                                        else self.metrics.wait(1.0))
+                r, _, _ = select.select(fds, [], [], wait)
             except InterruptedError:
                 r = []
             if self.metrics is not None:
@@ -394,8 +388,8 @@ class Supervisor:
                     for m in self._messages(ch):
                         self._handle(ch, m)
             self._reap()
-            if self.ctl is not None and self.ctl.fileno() in r:
-                self._control()
+            if self.ctl_conns is not None:       # control clients (reload, status, ...)
+                self.ctl_conns.poll(self._control)
             if self.reload_wanted:
                 self.reload_wanted = False
                 self.reload()
@@ -466,12 +460,7 @@ def control_request(path: str, command: str, timeout: float = 60.0) -> dict[str,
         s.settimeout(timeout)
         s.connect(path)
         s.sendall(command.encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = ctl_server.read_reply(s)
     reply = json.loads(data)
     if not isinstance(reply, dict):
         raise ValueError("bad reply")

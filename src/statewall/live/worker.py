@@ -280,7 +280,7 @@ class Worker:
                 timeout = 1000
             else:
                 timeout = max(0, min(1000, int((deadline - time.monotonic()) * 1000) + 1))
-            if self.ctl is not None and (self.ctl.pending or self.ctl.events.backlog):
+            if self.ctl is not None and (self.ctl.busy or self.ctl.events.backlog):
                 timeout = min(timeout, 10)     # a conntrack client still sending / -E lines
             try:
                 events = poll.poll(timeout)
@@ -298,7 +298,7 @@ class Worker:
                             pass
                     except BlockingIOError:
                         pass
-            if self.ctl is not None and (self.ctl.pending or any(fd == cfd for fd, _ in events)):
+            if self.ctl is not None and (self.ctl.busy or any(fd == cfd for fd, _ in events)):
                 self.ctl.poll()                # statewall conntrack requests
                 fw = self.fw                   # statewall iptables may have swapped it
             if self.ctl is not None and self.ctl.events.subs:
