@@ -95,12 +95,8 @@ def _save_options(name: str, argv: list[str]) -> dict[str, Any] | int:
         if a in ("-c", "--counters"):
             req["counters"] = True
         elif a in ("-t", "--table") or a.startswith("--table="):
-            if "=" in a:
-                req["table"] = a.split("=", 1)[1]
-            elif i < len(argv):
-                req["table"] = argv[i]
-                i += 1
-            else:
+            req["table"], i = _table_value(a, argv, i)
+            if req["table"] is None:
                 return _bad(name, f"option \"{a}\" requires an argument")
         elif a.startswith("-t") and len(a) > 2:
             req["table"] = a[2:]
@@ -109,6 +105,16 @@ def _save_options(name: str, argv: list[str]) -> dict[str, Any] | int:
         else:
             return _bad(name, f"unknown option \"{a}\"")
     return req
+
+
+def _table_value(a: str, argv: list[str], i: int) -> tuple[str | None, int]:
+    """The table of ``-t``/``-T``/``--table`` (``--table=NAME`` or the next argument) and
+    the index after it; None when it is missing."""
+    if "=" in a:
+        return a.split("=", 1)[1], i
+    if i < len(argv):
+        return argv[i], i + 1
+    return None, i
 
 
 def _restore_options(name: str, argv: list[str]) -> dict[str, Any] | int:
@@ -128,12 +134,8 @@ def _restore_options(name: str, argv: list[str]) -> dict[str, Any] | int:
         elif a in ("-v", "--verbose", "-w", "--wait"):
             pass
         elif a in ("-T", "--table") or a.startswith("--table="):
-            if "=" in a:
-                req["table"] = a.split("=", 1)[1]
-            elif i < len(argv):
-                req["table"] = argv[i]
-                i += 1
-            else:
+            req["table"], i = _table_value(a, argv, i)
+            if req["table"] is None:
                 return _bad(name, f"option \"{a}\" requires an argument")
         elif a in ("-M", "--modprobe", "-W", "--wait-interval"):
             i += 1
