@@ -8,7 +8,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "statewall"
 CORE = [*(SRC / "packet").rglob("*.py"), *(SRC / "conntrack").rglob("*.py"),
-        SRC / "firewall.py", SRC / "host.py"]
+        SRC / "firewall.py", SRC / "host.py", SRC / "flowcache.py"]
 FORBIDDEN_MODULES = {"socket", "time", "datetime", "os", "subprocess", "select", "asyncio",
                      "threading", "signal", "io", "random", "logging"}
 FORBIDDEN_PACKAGES = ("statewall.io", "statewall.cli", "statewall.lab", "scapy")
