@@ -301,14 +301,12 @@ class Firewall:
 
     def _with_rules(self, engine: Any, pkt: Packet, now: float, hook: int,
                     generated: bool = False) -> Decision:
-        rec: list[Step] | None = None
         if (hook == NF_INET_PRE_ROUTING and self.flow_cache and not generated
                 and not self.trace and (pkt.proto == 6 or pkt.proto == 17)
                 and "nat" not in engine.tables):
-            hit = self._cached(engine, pkt, now)
+            hit = self._cached(engine, pkt, now)     # an established flow (flowcache.py)
             if hit is not None:
                 return hit
-            rec = []                            # record this packet's traversals
         tracker = self.tracker
         host = self.host
         d = Decision(ACCEPT, pkt)
@@ -331,41 +329,28 @@ class Firewall:
         # registers a table's hooks only then)
         template = None
         if engine.has_chain("raw", first):
-            if rec is not None:
-                ctx.hits = []
             res = engine.run("raw", first, pkt, ctx, trace=self.trace)
             if not self._absorb(d, res, "raw", first):
                 return d
             template = res.ct_template
-            if rec is not None and ctx.hits:
-                rec = steps(engine.tables["raw"], ctx.hits)
         if nat is not None:
             nat.prime(tracker, pkt, 0 if template is None else template.zone)
         if template is not None:
             ret = tracker.conntrack_in(pkt, now, hook, template)
-            rec = None
         else:
             ret = tracker.conntrack_in(pkt, now, hook)
         return self._after_conntrack(engine, d, ctx, pkt, now, hook, generated, ret,
-                                     out_iface, rec)
+                                     out_iface)
 
     def _after_conntrack(self, engine: Any, d: Decision, ctx: Any, pkt: Packet, now: float,
-                         hook: int, generated: bool, ret: int, out_iface: str | None,
-                         rec: list[Step] | None) -> Decision:
-        """Everything after conntrack_in: the tables of each hook, routing, confirm. With
-        ``rec`` (raw's recorded counters) an established packet's traversals are recorded
-        for the flow cache."""
+                         hook: int, generated: bool, ret: int,
+                         out_iface: str | None) -> Decision:
+        """Everything after conntrack_in: the tables of each hook, routing, confirm."""
         tracker = self.tracker
         host = self.host
         local_out = hook == NF_INET_LOCAL_OUT
         nat = self.nat if "nat" in engine.tables else None
         plan = self._plan(engine)
-        post: list[Step] | None = None
-        if rec is not None and pkt.ct is not None and not ctx.volatile and (
-                pkt.ctinfo == IP_CT_ESTABLISHED or pkt.ctinfo == IP_CT_ESTABLISHED_REPLY):
-            post = []
-        else:
-            ctx.hits = None
         if ret == VERDICT_DROP:
             if not generated:
                 tracker.release(pkt)
@@ -390,18 +375,12 @@ class Firewall:
                         continue
                     ok = self._nat_hook(engine, d, nat, pkt, ctx, h, hname, out_iface, now)
                 else:
-                    if post is not None:
-                        ctx.hits = []
                     res = engine.run(table, hname, pkt, ctx, trace=self.trace)
                     ok = self._absorb(d, res, table, hname)
-                    if post is not None and ctx.hits:
-                        post += steps(engine.tables[table], ctx.hits)
                 if not ok:
                     if not generated:
                         tracker.release(pkt)
                     self._reject_replies(engine, d, pkt, now, hook)
-                    if post is not None and rec is not None:
-                        self._record(engine, pkt, d, ctx, rec, post)
                     return d
             if i == 0:
                 if not local_out:
@@ -444,26 +423,11 @@ class Firewall:
         d.ctinfo = pkt.ctinfo
         if pkt.buf is not seen:
             d.seen = seen
-        if post is not None and rec is not None:
-            self._record(engine, pkt, d, ctx, rec, post)
         if self.want_output:
             self._output(d, pkt, hook)
         return d
 
     # -- the flow cache (flowcache.py) ---------------------------------------------------
-    def _record(self, engine: Any, pkt: Packet, d: Decision, ctx: Any, rec: list[Step],
-                post: list[Step]) -> None:
-        """Keep what this established packet's traversals did, when nothing in them can
-        change within its flow."""
-        ct = pkt.ct
-        if ctx.volatile or ct is None or d.emitted or d.nat:
-            return
-        ctinfo = pkt.ctinfo
-        store(ct, 0 if ctinfo == IP_CT_ESTABLISHED else 1, FlowEntry(
-            engine, pkt.iface, pkt.mark, pkt.tos, self.host.gen, ctinfo, tuple(rec),
-            tuple(post), tuple(d.path), d.out_iface, d.verdict, d.source,
-            d.reason if d.verdict == DROP else None))
-
     def _cached(self, engine: Any, pkt: Packet, now: float) -> Decision | None:
         """An established TCP/UDP packet whose direction has a valid record: replay it
         (None: take the full path)."""
@@ -588,7 +552,7 @@ class Firewall:
         ctx = self._ctx_type(now=now, in_iface=pkt.iface, out_iface=None,
                              local_addrs=host.local, tracker=self.tracker, pkttype=None)
         return self._after_conntrack(engine, d, ctx, pkt, now, NF_INET_PRE_ROUTING, False,
-                                     ret, None, None)
+                                     ret, None)
 
     def _plan(self, engine: Any) -> dict[int, tuple[str, ...]]:
         """Per hook, the tables after conntrack that the rule set loads (nat always kept:

@@ -4,17 +4,19 @@ For most packets a stateful rule set asks the same questions with the same answe
 ESTABLISHED packet of a known connection, arriving on the same interface, meets rules that
 look only at its tuple, interfaces and ctstate (``-p``, ``-s``/``-d``, ``-i``/``-o``,
 ``--dport``, ``-m conntrack --ctstate``, ``multiport``, ``iprange``, ...) and reaches the
-same verdict through the same rules. The first such packet of each direction records what
-its traversals did (which rule and policy counters went up, the hooks it took, the output
-interface, the verdict and who decided it); the next ones replay that record: the same
-counters go up by the packet's length, the same verdict comes out, without walking the
-chains. The kernel's flowtable does the same for forwarding; unlike it, every rule and
-policy counter stays exact and nothing is skipped that could decide differently.
+same verdict through the same rules. The first such packet of each direction is walked
+through the tables without effects (``Engine.walk``: no counter moves, no target runs) and
+what the walk found is kept on the entry (which rule and policy counters go up, the hooks,
+the output interface, the verdict and who decided it); that packet and the next ones replay
+it: the same counters go up by the packet's length, the same verdict comes out, without
+walking the chains (in C when the accelerator is built). The kernel's flowtable does the
+same for forwarding; unlike it, every rule and policy counter stays exact and nothing is
+skipped that could decide differently.
 
-A record is made only when nothing in the traversals can change within the flow: every
+A record is made only when nothing in the walk can change within the flow: every
 rule looked at declares itself flow-stable (``MatchExt.flow_stable``; a rule with any other
 match marks the traversal volatile as soon as it is looked at, see rules/compile.py), no
-target other than ACCEPT/DROP/jumps ran (LOG, MARK, CT, REJECT... make it volatile), no
+target other than ACCEPT/DROP/jumps would run (LOG, MARK, CT, REJECT...: the walk stops), no
 NAT table and no tracing. A record is used only for the same rule set (Engine identity),
 the same input interface, packet mark and TOS, the same host addresses and routes
 (``HostModel.gen``) and the same ctinfo, which conntrack confirms for the packet before
@@ -59,7 +61,7 @@ class FlowEntry:
 
 
 def steps(table: Any, hits: list[int]) -> list[Step]:
-    """The counter bumps of one traversal (``Context.hits``: rule counter indexes, ~chain
+    """The counter bumps of one traversal (``Engine.walk``'s hits: rule counter indexes, ~chain
     index for a policy) of ``table`` (a CompiledTable; each bump is made once and kept in
     ``table.steps``)."""
     known = table.steps

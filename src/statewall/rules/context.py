@@ -25,7 +25,7 @@ class Context:
     """
 
     __slots__ = ("now", "in_iface", "out_iface", "local_addrs", "broadcast_addrs", "tracker",
-                 "pkttype", "nf_trace", "hook", "volatile", "hits")
+                 "pkttype", "nf_trace", "hook", "volatile")
 
     def __init__(self, now: float = 0.0, in_iface: str | None = None,
                  out_iface: str | None = None, local_addrs: set[bytes] | frozenset[bytes] = frozenset(),
@@ -41,10 +41,8 @@ class Context:
         self.nf_trace = False
         self.hook = ""
         # the flow cache (flowcache.py): set when a rule whose answer may differ for the
-        # next packet of the flow was looked at or a target ran; ``hits`` (when a list)
-        # collects the counter indexes ``Engine.run`` bumped (~chain for a policy)
+        # next packet of the flow was looked at or a target ran (Engine.walk stops there)
         self.volatile = False
-        self.hits: list[int] | None = None
 
     def __repr__(self) -> str:
         return (f"Context(now={self.now}, in={self.in_iface}, out={self.out_iface}, "

@@ -75,8 +75,6 @@ class Engine:
                 eci = et.entry[hook]
                 et.ppkts[eci] += 1
                 et.pbytes[eci] += len(pkt.buf)
-                if ctx.hits is not None:
-                    ctx.hits.append(~eci)
             return fixed
         res = RunResult()
         t = self.tables.get(table)
@@ -89,7 +87,6 @@ class Engine:
         pkts = t.pkts
         nbytes = t.bytes
         length = len(pkt.buf)
-        hits = ctx.hits
         stack: list[tuple[int, int]] | None = None
         i = 0
         try:
@@ -101,8 +98,6 @@ class Engine:
                     if test is None or test(pkt, ctx):
                         pkts[k] += 1
                         nbytes[k] += length
-                        if hits is not None:
-                            hits.append(k)
                         if ctx.nf_trace:
                             res.emitted.append(TraceRecord(t.name, t.names[ci], "rule", i + 1))
                         if trace:
@@ -219,8 +214,6 @@ class Engine:
         """The built-in chain's underflow: count it, trace it, apply the policy."""
         t.ppkts[ci] += 1
         t.pbytes[ci] += length
-        if ctx.hits is not None:
-            ctx.hits.append(~ci)
         if ctx.nf_trace:
             res.emitted.append(TraceRecord(t.name, t.names[ci], "policy",
                                            len(t.chains[ci]) + 1))
