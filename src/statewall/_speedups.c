@@ -680,6 +680,52 @@ after32(uint32_t a, uint32_t b)     /* after(a, b): (b - a) mod 2**32 >= 2**31 *
     return (uint32_t)(b - a) > 0x7FFFFFFFu;
 }
 
+/* The core's Tracker (bound by tracker_methods; until then its attributes are looked up) */
+enum { T_L4, T_TABLE, T_IS24, T_EXPECT, T_SETTINGS, T_N };
+static const char *const tracker_names[T_N] = {"l4", "table", "is_24", "expect", "settings"};
+static SlotMap tracker_map;
+
+/* tracker.settings (a new reference), or NULL (no exception) */
+static PyObject *
+tracker_settings(PyObject *tracker)
+{
+    PyObject *st;
+    if (tracker_map.type != NULL && Py_TYPE(tracker) == tracker_map.type) {
+        st = SLOT(tracker, tracker_map.off[T_SETTINGS]);
+        Py_XINCREF(st);
+        return st;
+    }
+    st = PyObject_GetAttr(tracker, str_settings);
+    if (st == NULL)
+        PyErr_Clear();
+    return st;
+}
+
+/* The TCP option at or after *i (NOPs skipped), below end: 1 with its kind and size; 0 at
+ * EOL, at the end, or at a malformed length (the kernel's option walks stop there). */
+static inline int
+next_option(const unsigned char *b, long *i, long end, unsigned *kind, long *size)
+{
+    while (*i < end) {
+        unsigned k = b[*i];
+        if (k == 0)
+            return 0;
+        if (k == 1) {
+            (*i)++;
+            continue;
+        }
+        if (*i + 1 >= end)
+            return 0;
+        long sz = b[*i + 1];
+        if (sz < 2 || sz > end - *i)
+            return 0;
+        *kind = k;
+        *size = sz;
+        return 1;
+    }
+    return 0;
+}
+
 /* tcpopt.highest_sack (the kernel's tcp_sack) */
 static uint32_t
 highest_sack(const unsigned char *b, long n, long off, long length, uint32_t sack)
@@ -690,20 +736,9 @@ highest_sack(const unsigned char *b, long n, long off, long length, uint32_t sac
     if (length == 12 && off + 4 <= n && b[off] == 1 && b[off + 1] == 1 && b[off + 2] == 8
             && b[off + 3] == 10)
         return sack;
-    long i = off;
-    while (i < end) {
-        unsigned kind = b[i];
-        if (kind == 0)
-            break;
-        if (kind == 1) {
-            i++;
-            continue;
-        }
-        if (i + 1 >= end)
-            break;
-        long size = b[i + 1];
-        if (size < 2 || size > end - i)
-            break;
+    long i = off, size;
+    unsigned kind;
+    while (next_option(b, &i, end, &kind, &size)) {
         if (kind == 5 && size >= 10 && (size - 2) % 8 == 0) {
             for (long j = i + 6; j < i + size; j += 8) {
                 uint32_t edge = be32(b + j);
@@ -738,11 +773,9 @@ fast_tcp_error(PyObject *tracker, PyObject *pkt, PyObject *hook)
     if (doff < 20 || tcplen < doff)
         return 0;
     if (h == 0) {
-        PyObject *settings = PyObject_GetAttr(tracker, str_settings);
-        if (settings == NULL) {
-            PyErr_Clear();
+        PyObject *settings = tracker_settings(tracker);
+        if (settings == NULL)
             return 0;
-        }
         int ok = Py_TYPE(settings) == settings_map.type;
         long long check = 0;
         if (ok)
@@ -798,20 +831,9 @@ wscale_sackperm(const unsigned char *b, long n, long off, long length, int *wsca
         end = n;
     *wscale = -1;
     *sack_perm = 0;
-    long i = off;
-    while (i < end) {
-        unsigned kind = b[i];
-        if (kind == 0)
-            break;
-        if (kind == 1) {
-            i++;
-            continue;
-        }
-        if (i + 1 >= end)
-            break;
-        long size = b[i + 1];
-        if (size < 2 || size > end - i)
-            break;
+    long i = off, size;
+    unsigned kind;
+    while (next_option(b, &i, end, &kind, &size)) {
         if (kind == 4 && size == 2) {
             *sack_perm = 1;
         } else if (kind == 3 && size == 3) {
@@ -1002,9 +1024,6 @@ in_window(uint32_t *st, int old, long long status, int dir, int index, const Seg
  * The core (conntrack/core.py Tracker): refresh_acct and conntrack_in's common case.
  */
 
-enum { T_L4, T_TABLE, T_IS24, T_EXPECT, T_N };
-static const char *const tracker_names[T_N] = {"l4", "table", "is_24", "expect"};
-static SlotMap tracker_map;
 enum { TB_HASH, TB_SOONEST, TB_N };
 static const char *const table_names[TB_N] = {"hash", "soonest"};
 static SlotMap table_map;
@@ -1138,11 +1157,9 @@ fast_tcp_packet(PyObject *tracker, PyObject *ct, PyObject *pkt, PyObject *dirobj
     }
 
     /* settings, for the state actually entered */
-    settings = PyObject_GetAttr(tracker, str_settings);
-    if (settings == NULL) {
-        PyErr_Clear();
+    settings = tracker_settings(tracker);
+    if (settings == NULL)
         goto done;
-    }
     PyObject *o_tmaxre, *o_tunack, *o_tnew, *o_ignored;
     long long maxre, tmaxre, tunack, tnew;
     int ok = Py_TYPE(settings) == settings_map.type
