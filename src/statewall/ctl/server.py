@@ -1,9 +1,11 @@
 """The conntrack request on the control socket, and a small non-blocking server for it.
 
 Owns: the wire format (one line ``conntrack <json>``, json = {"argv": [...], "batch": bool};
-one JSON line back: {"ok": true, "rc": int, "out": str, "err": str}), and ``CtlServer``: a
-listening unix socket whose ``poll()`` accepts and answers whatever is waiting without
-blocking (a client that sends a partial line is served on a later poll). Each request runs
+one JSON line back: {"ok": true, "rc": int, "out": str, "err": str}), ``LineConns``: the
+clients of a listening unix socket served without blocking (a partial request is read on a
+later poll, a reply is written as the client reads it, a client that stops is dropped after
+a timeout; the supervisor's control socket uses it too), and ``CtlServer``: a worker's
+socket, whose request words (``conntrack``, ``top``, ``metrics``, ``iptables``, ...) run
 against the owner's ``Tracker`` in the owner's thread, so the table needs no lock.
 Must not know: processes, packets.
 """
@@ -194,10 +196,6 @@ class CtlServer:
     @property
     def busy(self) -> bool:
         return self.conns.busy
-
-    @property
-    def pending(self) -> dict[socket.socket, bytearray]:
-        return self.conns.pending
 
     def poll(self) -> None:
         self.conns.poll(self._dispatch)
