@@ -34,7 +34,8 @@ from ..rules.model import TABLE_CHAINS, Chain, Rule, Ruleset, Source, Table, Tar
 from ..rules.parse import KNOWN_TABLES, _Chain, _Loader
 from ..rules.quote import tokenize
 from ..rules.save import save
-from .iptables_list import Counters, Fmt, list_rules, list_table
+from . import iptables_names
+from ..rules.listing import Counters, Fmt, list_rules, list_table
 
 VERSION: Final = "v1.8.9 (legacy)"
 Origin = tuple[str, int] | None
@@ -234,7 +235,8 @@ def _run(rs: Ruleset, tname: str, cmd: Command, live: Callable[[], Counters]) ->
             out = list_rules(table, fam, ctrs, cmd.verbose > 0, cmd.chain or None,
                              cmd.rulenum)
             return Outcome(out=out)
-        fmt = Fmt(cmd.verbose > 0, "n" in cmd.flags, "x" in cmd.flags, "0" in cmd.flags)
+        fmt = Fmt(cmd.verbose > 0, "n" in cmd.flags, "x" in cmd.flags, "0" in cmd.flags,
+                  iptables_names)
         out = list_table(table, fam, ctrs, fmt, cmd.chain or None, cmd.rulenum)
         res = Outcome(out=out)
         if cmd.zero and rs.table(tname) is not None:

@@ -33,7 +33,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ..ctl import iptables as ops
-from ..ctl.iptables_list import Counters
+from ..rules.listing import Counters
 from ..ctl.server import read_reply
 from ..rules.model import Rule, Ruleset, Source
 from ..rules.parse import _counters_text, _Loader
