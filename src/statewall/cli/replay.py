@@ -17,6 +17,7 @@ import os
 import sys
 from typing import IO, Any, Iterator
 
+from ..conntrack.ecache import notifier
 from ..conntrack.conn import Conn, ctinfo_state
 from ..conntrack.format import (as_json, conntrack_line, event_line, expect_origin,
                                 ip_conntrack_line, proc_line)
@@ -301,7 +302,7 @@ def _replay(args: argparse.Namespace, fw: Firewall, other: Firewall | None, fmt:
                 sec, usec = sec + 1, usec - 1000000
             ev_out.write(f"[{sec}.{usec:06d}]\t"
                          f"{event_line(bits, ct, now, tracker.l4[ct.proto], acct)}\n")
-        tracker.sink = sink
+        notifier(tracker).add(sink)
 
     if outs["expect_events"] is not None:
         xout = outs["expect_events"]
@@ -309,7 +310,7 @@ def _replay(args: argparse.Namespace, fw: Firewall, other: Firewall | None, fmt:
 
         def xsink(now: float, bits: int, exp: Any) -> None:
             xout.write(f"[{now:.6f}]\t{expect_event_line(bits, exp, now)}\n")
-        tracker.expect_sink = xsink
+        notifier(tracker).add(exp=xsink)
 
     now_arg: float | None = None
     if args.now is not None:

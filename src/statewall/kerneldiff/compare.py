@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
+from ..conntrack.ecache import notifier
 from ..conntrack.conn import Conn, ctinfo_state
 from ..conntrack.core import VERDICT_DROP, Tracker
 from ..conntrack.sysctl import Settings
@@ -237,7 +238,7 @@ class _Statewall:
 
         def sink(now: float, bits: int, ct: Conn) -> None:
             self.events.append((now, event_line(bits, ct, now, l4[ct.proto])))
-        self.fw.tracker.sink = sink
+        notifier(self.fw.tracker).add(sink)
 
     def table(self, now: float) -> tuple[list[str], list[str]]:
         t = self.fw.tracker
