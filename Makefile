@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 all: test
 
-$(STAMP): pyproject.toml setup.py src/statewall/_speedups.c
+$(STAMP): pyproject.toml setup.py src/statewall/_speedups.c src/statewall/_chains.c src/statewall/_speedups.h
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -42,8 +42,8 @@ class OptionalBuildExt(build_ext):
 
 
 ext_modules = [] if _pure() else [
-    Extension("statewall._speedups", ["src/statewall/_speedups.c"],
-              extra_compile_args=["-O2"]),
+    Extension("statewall._speedups", ["src/statewall/_speedups.c", "src/statewall/_chains.c"],
+              depends=["src/statewall/_speedups.h"], extra_compile_args=["-O2"]),
 ]
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

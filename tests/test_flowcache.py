@@ -2,8 +2,8 @@
 against the full Python path.
 
 Differential property tests: the same packets through a firewall with the flow cache and
-the C accelerator, and through the reference (``process_py`` / ``conntrack_in_py``, flow
-cache off), compared after every packet: the decision (verdict, reason, source, hooks,
+the C accelerator, and through the reference (``process_py`` / ``conntrack_in_py`` /
+``walk_py`` / ``run_py``, flow cache off), compared after every packet: the decision (verdict, reason, source, hooks,
 output interface, ctinfo), every entry, every rule and policy counter, events. The rule
 sets mix flow-stable rules (ports, addresses, ctstate, interfaces) with ones that must
 never be replayed (limit, length, TCP flags, marks, LOG, MARK, CT), REJECT and DROP of
@@ -28,6 +28,7 @@ from statewall.conntrack.sysctl import Settings
 from statewall.host import HostModel, parse_iface
 from statewall.packet.checksum import inet_checksum, l4_checksum
 from statewall.packet.decode import decode_ip
+from statewall.rules import engine as E
 from statewall.rules.parse import parse_ruleset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -38,6 +39,13 @@ class PureTracker(Tracker):
     """The reference: conntrack_in in Python."""
     __slots__ = ()
     conntrack_in = core.conntrack_in_py     # type: ignore[assignment]
+
+
+class PureEngine(E.Engine):
+    """The reference: the chain walk in Python (no C path: the class is not the bound one)."""
+    __slots__ = ()
+    walk = E.walk_py                        # type: ignore[assignment]
+    run = E.run_py                          # type: ignore[assignment]
 
 
 class PureFirewall(F.Firewall):
@@ -139,6 +147,7 @@ class Pair:
         self.slow = PureFirewall(s, PureTracker(s, lambda n, b, ct: self.events[1].append(
             (n, b, entry(ct)))), rules4=parse_ruleset(rules, "t.rules", 4), host=host(),
             flow_cache=False)
+        self.slow.engine4 = PureEngine(parse_ruleset(rules, "t.rules", 4))
         self.hits = 0
 
     def send(self, data: bytes, iface: str, now: float) -> None:

@@ -370,8 +370,8 @@ def test_counters_follow_rules_across_a_change() -> None:
               "f", 4)
     eng = Engine(rs)
     t = eng.tables["filter"]
-    t.pkts[:] = [7, 9]
-    t.bytes[:] = [700, 900]
+    t.pkts[0], t.pkts[1] = 7, 9
+    t.bytes[0], t.bytes[1] = 700, 900
     fwd = t.entry["FORWARD"]
     t.ppkts[fwd] = 4
     o = ops.iptables(rs, shlex.split("-I FORWARD 2 -p icmp -j DROP"), lambda: {})

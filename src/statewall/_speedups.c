@@ -18,129 +18,7 @@
  * net/netfilter/utils.c, net/ipv4/ip_input.c, net/ipv6/ip6_input.c and
  * net/netfilter/nf_conntrack_proto_tcp.c.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
-#include <stdint.h>
-#include <string.h>
-
-#define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
-
-/* ---------------------------------------------------------------------------------------
- * Slot maps: where a slotted class keeps each named attribute.
- */
-
-#define MAX_SLOTS 64
-
-typedef struct {
-    PyTypeObject *type;             /* the exact class (strong reference), NULL: unbound */
-    Py_ssize_t off[MAX_SLOTS];
-} SlotMap;
-
-/* Offset of the T_OBJECT_EX member ``name`` of ``cls`` (a __slots__ entry), or -1. */
-static Py_ssize_t
-member_offset(PyObject *cls, const char *name)
-{
-    PyObject *d = PyObject_GetAttrString(cls, name);
-    if (d == NULL)
-        return -1;
-    Py_ssize_t off = -1;
-    if (Py_TYPE(d) == &PyMemberDescr_Type) {
-        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-        if (m->type == T_OBJECT_EX && !(m->flags & READONLY) && m->offset > 0)
-            off = m->offset;
-    }
-    Py_DECREF(d);
-    if (off < 0)
-        PyErr_Format(PyExc_TypeError, "%R.%s is not a plain __slots__ attribute", cls, name);
-    return off;
-}
-
-static int
-bind_map(SlotMap *map, PyObject *cls, const char *const *names, int n)
-{
-    if (!PyType_Check(cls)) {
-        PyErr_SetString(PyExc_TypeError, "expected a class");
-        return -1;
-    }
-    if (((PyTypeObject *)cls)->tp_dictoffset != 0) {
-        PyErr_Format(PyExc_TypeError, "%R has a __dict__: only slotted classes are bound", cls);
-        return -1;
-    }
-    Py_ssize_t off[MAX_SLOTS];
-    for (int i = 0; i < n; i++) {
-        off[i] = member_offset(cls, names[i]);
-        if (off[i] < 0)
-            return -1;
-    }
-    memcpy(map->off, off, sizeof(Py_ssize_t) * n);
-    Py_INCREF(cls);
-    Py_XSETREF(map->type, (PyTypeObject *)cls);
-    return 0;
-}
-
-/* An exact int slot value as a C integer in [lo, hi]; 0 when absent or out of range. */
-static inline int
-slot_ll(PyObject *o, Py_ssize_t off, long long lo, long long hi, long long *out)
-{
-    PyObject *v = SLOT(o, off);
-    if (v == NULL || !PyLong_CheckExact(v))
-        return 0;
-    int overflow;
-    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow || x < lo || x > hi)
-        return 0;
-    *out = x;
-    return 1;
-}
-
-static inline int
-obj_ll(PyObject *v, long long lo, long long hi, long long *out)
-{
-    if (!PyLong_CheckExact(v))
-        return 0;
-    int overflow;
-    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow || x < lo || x > hi)
-        return 0;
-    *out = x;
-    return 1;
-}
-
-/* Store a new reference in a slot (NULL: an allocation failed, report it). */
-static inline int
-slot_set(PyObject *o, Py_ssize_t off, PyObject *v)
-{
-    if (v == NULL)
-        return -1;
-    PyObject **p = &SLOT(o, off);
-    PyObject *old = *p;
-    *p = v;
-    Py_XDECREF(old);
-    return 0;
-}
-
-/* Call ``func(self, *args, **kw)`` with a vectorcall argument array (a method's fallback). */
-static PyObject *
-call_with_self(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-               PyObject *kwnames)
-{
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    PyObject *small[16];
-    PyObject **stack = small;
-    if (nargs + nkw + 1 > 16) {
-        stack = PyMem_Malloc(sizeof(PyObject *) * (nargs + nkw + 1));
-        if (stack == NULL)
-            return PyErr_NoMemory();
-    }
-    stack[0] = self;
-    if (nargs + nkw)
-        memcpy(stack + 1, args, sizeof(PyObject *) * (nargs + nkw));
-    PyObject *res = PyObject_Vectorcall(func, stack, nargs + 1, kwnames);
-    if (stack != small)
-        PyMem_Free(stack);
-    return res;
-}
+#include "_speedups.h"
 
 /* ---------------------------------------------------------------------------------------
  * Checksums (checksum.py). A one's-complement sum of 64-bit native words with end-around
@@ -1466,7 +1344,7 @@ static int
 is_immutable_default(PyObject *v)
 {
     return v == Py_None || PyBool_Check(v) || PyLong_CheckExact(v) || PyFloat_CheckExact(v)
-        || PyUnicode_CheckExact(v) || PyBytes_CheckExact(v);
+        || PyUnicode_CheckExact(v) || PyBytes_CheckExact(v) || PyFrozenSet_CheckExact(v);
 }
 
 
@@ -1717,8 +1595,8 @@ static const char *const family_names[1] = {"queues"};
 static SlotMap family_map;
 static const char *const expect_names[1] = {"soonest"};
 static SlotMap expect_map;
-enum { H_IFACES, H_GEN, H_N };
-static const char *const host_names[H_N] = {"ifaces", "gen"};
+enum { H_IFACES, H_GEN, H_LOCAL, H_N };
+static const char *const host_names[H_N] = {"ifaces", "gen", "local"};
 static SlotMap host_map;
 static const char *const engine_names[1] = {"tables"};
 static SlotMap engine_map;
@@ -1727,14 +1605,29 @@ enum { FE_ENGINE, FE_IFACE, FE_MARK, FE_TOS, FE_HOSTGEN, FE_CTINFO, FE_PRE, FE_P
 static const char *const fe_names[FE_N] = {"engine", "iface", "mark", "tos", "hostgen",
     "ctinfo", "pre", "post", "path", "out_iface", "verdict", "source", "reason"};
 static SlotMap fe_map;
-enum { D_VERDICT, D_PKT, D_REASON, D_CT, D_CTINFO, D_PATH, D_OUT_IFACE, D_SOURCE, D_N };
+enum { D_VERDICT, D_PKT, D_REASON, D_CT, D_CTINFO, D_PATH, D_OUT_IFACE, D_SOURCE,
+       D_ROUTE_DROP, D_N };
 static const char *const dec_names[D_N] = {"verdict", "pkt", "reason", "ct", "ctinfo", "path",
-                                           "out_iface", "source"};
+                                           "out_iface", "source", "route_drop"};
 static SlotMap dec_map;
 static int dec_nall;
 static Py_ssize_t dec_all_off[MAX_SLOTS];
 static PyObject *dec_tmpl[MAX_SLOTS];
 static PyObject *fb_process, *str_accept, *str_nat, *str_diverged, *str_confirm;
+/* the flow cache's recording (Firewall._learn / _walk_after) */
+enum { X_NOW, X_IN, X_OUT, X_LOCAL, X_TRACKER, X_N };
+static const char *const ctx_names[X_N] = {"now", "in_iface", "out_iface", "local_addrs",
+                                           "tracker"};
+static SlotMap ctx_map;
+static int ctx_nall;
+static Py_ssize_t ctx_all_off[MAX_SLOTS];
+static PyObject *ctx_tmpl[MAX_SLOTS];
+enum { CT_PKTS, CT_BYTES, CT_PPKTS, CT_PBYTES, CT_STEPS, CT_ENTRY, CT_N };
+static const char *const ctab_names[CT_N] = {"pkts", "bytes", "ppkts", "pbytes", "steps",
+                                             "entry"};
+static SlotMap ctab_map;
+static PyObject *hook_num, *str_drop, *str_raw, *str_pre, *str_plan, *str_route;
+static PyObject *fwd_path;                  /* ("PREROUTING", "FORWARD", "POSTROUTING") */
 
 /* A Decision with the template's defaults (no __init__ run). */
 static PyObject *
@@ -1762,33 +1655,26 @@ check_record(PyObject *record)
         PyObject *st = PyTuple_GET_ITEM(record, k);
         if (!PyTuple_CheckExact(st) || PyTuple_GET_SIZE(st) != 3)
             return 0;
-        PyObject *pk = PyTuple_GET_ITEM(st, 0), *by = PyTuple_GET_ITEM(st, 1);
         long long i;
-        if (!PyList_CheckExact(pk) || !PyList_CheckExact(by)
-                || !obj_ll(PyTuple_GET_ITEM(st, 2), 0, LLONG_MAX, &i)
-                || i >= PyList_GET_SIZE(pk) || i >= PyList_GET_SIZE(by))
+        if (!obj_ll(PyTuple_GET_ITEM(st, 2), 0, PY_SSIZE_T_MAX, &i)
+                || !counters_ok(PyTuple_GET_ITEM(st, 0), (Py_ssize_t)i)
+                || !counters_ok(PyTuple_GET_ITEM(st, 1), (Py_ssize_t)i))
             return 0;
     }
     return 1;
 }
 
 static int
-bump(PyObject *record, PyObject *length)
+bump(PyObject *record, unsigned long long length)
 {
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(record); k++) {
         PyObject *st = PyTuple_GET_ITEM(record, k);
-        PyObject *pk = PyTuple_GET_ITEM(st, 0), *by = PyTuple_GET_ITEM(st, 1);
         Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(st, 2));
-        if (i < 0 || i >= PyList_GET_SIZE(pk) || i >= PyList_GET_SIZE(by))
-            continue;           /* (a list shrank since the check: cannot happen here) */
-        PyObject *a = PyNumber_Add(PyList_GET_ITEM(pk, i), int_one);
-        if (a == NULL)
+        if (i == -1 && PyErr_Occurred())
             return -1;
-        PyList_SetItem(pk, i, a);
-        PyObject *b = PyNumber_Add(PyList_GET_ITEM(by, i), length);
-        if (b == NULL)
+        if (counter_add(PyTuple_GET_ITEM(st, 0), i, 1) < 0
+                || counter_add(PyTuple_GET_ITEM(st, 1), i, length) < 0)
             return -1;
-        PyList_SetItem(by, i, b);
     }
     return 0;
 }
@@ -1849,6 +1735,243 @@ static inline int
 is_false(PyObject *v)
 {
     return v == Py_False || (PyLong_CheckExact(v) && PyLong_AsLong(v) == 0);
+}
+
+/* flowcache.steps: the counter bumps of one walk's hits, appended to ``out`` (each bump made
+ * once and kept in the table's ``steps``). 0, or -1 with an exception. */
+static int
+add_steps(PyObject *tab, PyObject *hits, PyObject *out)
+{
+    if (Py_TYPE(tab) != ctab_map.type || !PyList_CheckExact(hits)) {
+        PyErr_SetString(PyExc_TypeError, "steps: not a compiled table");
+        return -1;
+    }
+    PyObject *known = SLOT(tab, ctab_map.off[CT_STEPS]);
+    if (known == NULL || !PyDict_CheckExact(known)) {
+        PyErr_SetString(PyExc_TypeError, "steps: CompiledTable.steps is not a dict");
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(hits); k++) {
+        PyObject *h = PyList_GET_ITEM(hits, k);
+        PyObject *st = PyDict_GetItemWithError(known, h);
+        if (st == NULL) {
+            long long v;
+            if (PyErr_Occurred() || !obj_ll(h, LLONG_MIN, LLONG_MAX, &v)) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "steps: a hit is not an int");
+                return -1;
+            }
+            PyObject *idx = v >= 0 ? (Py_INCREF(h), h) : PyLong_FromLongLong(~v);
+            if (idx == NULL)
+                return -1;
+            st = PyTuple_Pack(3, SLOT(tab, ctab_map.off[v >= 0 ? CT_PKTS : CT_PPKTS]),
+                              SLOT(tab, ctab_map.off[v >= 0 ? CT_BYTES : CT_PBYTES]), idx);
+            Py_DECREF(idx);
+            if (st == NULL)
+                return -1;
+            int r = PyDict_SetItem(known, h, st);
+            Py_DECREF(st);
+            if (r < 0)
+                return -1;
+        }
+        if (PyList_Append(out, st) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A Context as Firewall._learn makes it (the template's defaults, then these). */
+static PyObject *
+new_context(PyObject *now, PyObject *in_iface, PyObject *local, PyObject *tracker)
+{
+    PyTypeObject *tp = ctx_map.type;
+    PyObject *c = tp->tp_alloc(tp, 0);
+    if (c == NULL)
+        return NULL;
+    for (int i = 0; i < ctx_nall; i++) {
+        Py_INCREF(ctx_tmpl[i]);
+        SLOT(c, ctx_all_off[i]) = ctx_tmpl[i];
+    }
+    PyObject *vals[4] = {now, in_iface, local, tracker};
+    int offs[4] = {X_NOW, X_IN, X_LOCAL, X_TRACKER};
+    for (int k = 0; k < 4; k++) {
+        Py_INCREF(vals[k]);
+        if (slot_set(c, ctx_map.off[offs[k]], vals[k]) < 0) {
+            Py_DECREF(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* The walk of ``table`` at ``hook`` appended to ``steps`` as counter bumps. 1: the walk
+ * accepts; 0: it would drop (*verdict_src set, a new reference); 2: not flow-stable (None);
+ * -1: error. */
+static int
+walk_into(PyObject *engine, PyObject *tables, PyObject *table, PyObject *hook, PyObject *pkt,
+          PyObject *ctx, PyObject *steps, PyObject **verdict_src)
+{
+    PyObject *w = chains_walk(engine, table, hook, pkt, ctx);
+    if (w == NULL)
+        return -1;
+    if (w == Py_None) {
+        Py_DECREF(w);
+        return 2;
+    }
+    PyObject *tab = PyDict_GetItemWithError(tables, table);
+    if (!PyTuple_CheckExact(w) || PyTuple_GET_SIZE(w) != 3 || tab == NULL) {
+        Py_DECREF(w);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "Engine.walk: unexpected result");
+        return -1;
+    }
+    if (add_steps(tab, PyTuple_GET_ITEM(w, 2), steps) < 0) {
+        Py_DECREF(w);
+        return -1;
+    }
+    long v = PyLong_AsLong(PyTuple_GET_ITEM(w, 0));
+    if (v == -1 && PyErr_Occurred()) {
+        Py_DECREF(w);
+        return -1;
+    }
+    if (v != 1) {
+        *verdict_src = PyTuple_GET_ITEM(w, 1);
+        Py_INCREF(*verdict_src);
+        Py_DECREF(w);
+        return 0;
+    }
+    Py_DECREF(w);
+    return 1;
+}
+
+/* Does the engine load ``table`` with a chain for ``hook`` (Engine.has_chain)? */
+static int
+has_chain(PyObject *tables, PyObject *table, PyObject *hook)
+{
+    PyObject *tab = PyDict_GetItemWithError(tables, table);
+    if (tab == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (Py_TYPE(tab) != ctab_map.type || !PyDict_CheckExact(SLOT(tab, ctab_map.off[CT_ENTRY]))) {
+        PyErr_SetString(PyExc_TypeError, "has_chain: not a compiled table");
+        return -1;
+    }
+    return PyDict_Contains(SLOT(tab, ctab_map.off[CT_ENTRY]), hook);
+}
+
+/* A FlowEntry from its 13 fields (references borrowed). */
+static PyObject *
+new_flow_entry(PyObject *const *vals)
+{
+    PyTypeObject *tp = fe_map.type;
+    PyObject *e = tp->tp_alloc(tp, 0);
+    if (e == NULL)
+        return NULL;
+    for (int k = 0; k < FE_N; k++) {
+        Py_INCREF(vals[k]);
+        SLOT(e, fe_map.off[k]) = vals[k];
+    }
+    return e;
+}
+
+/* Firewall._walk_after: the record of an established packet after conntrack (a new
+ * reference), Py_None (not flow-stable: the full path from here), NULL on error. */
+static PyObject *
+walk_after(PyObject *fw, PyObject *engine, PyObject *tables, PyObject *host, PyObject *pkt,
+           PyObject *ctx, PyObject *want, PyObject *pre)
+{
+    PyObject *plan = PyObject_CallMethodOneArg(fw, str_plan, engine);
+    PyObject *post = PyList_New(0);
+    PyObject *d = new_decision();
+    PyObject *hooks = PyTuple_Pack(1, str_pre);
+    PyObject *out_iface = Py_None, *source = NULL, *res = NULL;
+    Py_INCREF(out_iface);
+    if (plan == NULL || post == NULL || d == NULL || hooks == NULL || !PyDict_Check(plan))
+        goto done;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hooks); i++) {
+        PyObject *hname = PyTuple_GET_ITEM(hooks, i);
+        if (PyUnicode_CompareWithASCIIString(hname, "FORWARD") == 0
+                || PyUnicode_CompareWithASCIIString(hname, "POSTROUTING") == 0) {
+            Py_INCREF(out_iface);
+            if (slot_set(ctx, ctx_map.off[X_OUT], out_iface) < 0)
+                goto done;
+        }
+        PyObject *num = PyDict_GetItemWithError(hook_num, hname);
+        PyObject *names = num ? PyDict_GetItemWithError(plan, num) : NULL;
+        if (names == NULL || !PyTuple_Check(names)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "Firewall._plan: unexpected value");
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
+            PyObject *table = PyTuple_GET_ITEM(names, k);
+            if (PyUnicode_Compare(table, str_nat) == 0)
+                continue;                   /* (no nat table: nothing to bind) */
+            int r = walk_into(engine, tables, table, hname, pkt, ctx, post, &source);
+            if (r < 0)
+                goto done;
+            if (r == 2) {
+                Py_INCREF(Py_None);
+                res = Py_None;
+                goto done;
+            }
+            if (r == 0) {                   /* as _absorb: anything else drops */
+                PyObject *reason = PyUnicode_FromFormat("dropped by %U", source);
+                PyObject *tpost = PyList_AsTuple(post);
+                if (reason != NULL && tpost != NULL) {
+                    PyObject *vals[FE_N] = {engine, SLOT(pkt, PK(P_IFACE)), SLOT(pkt, PK(P_MARK)),
+                        SLOT(pkt, PK(P_TOS)), SLOT(host, host_map.off[H_GEN]), want, pre, tpost,
+                        hooks, out_iface, str_drop, source, reason};
+                    res = new_flow_entry(vals);
+                }
+                Py_XDECREF(reason);
+                Py_XDECREF(tpost);
+                goto done;
+            }
+        }
+        if (i == 0) {
+            PyObject *ifaces = SLOT(host, host_map.off[H_IFACES]);
+            int any = ifaces != NULL ? PyObject_IsTrue(ifaces) : -1;
+            if (any < 0)
+                goto done;
+            PyObject *nh;
+            if (any) {
+                PyObject *o = PyObject_CallMethodObjArgs(fw, str_route, pkt, int_zero, d, NULL);
+                if (o == NULL)
+                    goto done;
+                Py_SETREF(out_iface, o);
+                if (SLOT(d, dec_map.off[D_ROUTE_DROP]) != Py_None) {
+                    Py_INCREF(Py_None);
+                    res = Py_None;
+                    goto done;
+                }
+                nh = PySequence_Tuple(SLOT(d, dec_map.off[D_PATH]));
+                if (nh == NULL)
+                    goto done;
+            } else {
+                nh = fwd_path;
+                Py_INCREF(nh);
+            }
+            Py_SETREF(hooks, nh);
+        }
+    }
+    {
+        PyObject *tpost = PyList_AsTuple(post);
+        if (tpost != NULL) {
+            PyObject *vals[FE_N] = {engine, SLOT(pkt, PK(P_IFACE)), SLOT(pkt, PK(P_MARK)),
+                SLOT(pkt, PK(P_TOS)), SLOT(host, host_map.off[H_GEN]), want, pre, tpost, hooks,
+                out_iface, str_accept, Py_None, Py_None};
+            res = new_flow_entry(vals);
+            Py_DECREF(tpost);
+        }
+    }
+done:
+    Py_XDECREF(source);
+    Py_XDECREF(plan);
+    Py_XDECREF(post);
+    Py_XDECREF(d);
+    Py_XDECREF(hooks);
+    Py_XDECREF(out_iface);
+    return res;
 }
 
 /* 1: *result set; 0: Firewall.process in Python (nothing changed); -1: error */
@@ -1951,11 +2074,12 @@ fast_process(PyObject *fw, PyObject *pkt, PyObject *now, PyObject **result)
     }
     Py_INCREF(ct);
     int rc = 0;
-    PyObject *e = NULL, *length = NULL, *d = NULL;
+    PyObject *e = NULL, *d = NULL, *ctx = NULL, *pre = NULL, *post = NULL;
+    unsigned long long length = 0;
     long long status;
     PyObject *fc, *timeout, *orig;
     if (Py_TYPE(ct) != conn2_map.type || (fc = SLOT(ct, conn2_map.off[CX_FC])) == NULL
-            || !PyList_CheckExact(fc) || PyList_GET_SIZE(fc) != 2
+            || (fc != Py_None && (!PyList_CheckExact(fc) || PyList_GET_SIZE(fc) != 2))
             || (timeout = SLOT(ct, conn2_map.off[CX_TIMEOUT])) == NULL
             || !PyFloat_CheckExact(timeout) || PyFloat_AS_DOUBLE(timeout) <= t
             || (orig = SLOT(ct, conn2_map.off[CX_ORIG])) == NULL
@@ -1967,45 +2091,72 @@ fast_process(PyObject *fw, PyObject *pkt, PyObject *now, PyObject **result)
         goto out;
     }
     long want = eq ? 0 : 3;
+    PyObject *want_obj = eq ? int_zero : int_three;
     if (eq && !(status & IPS_SEEN_REPLY))
         goto out;
-    e = PyList_GET_ITEM(fc, eq ? 0 : 1);
+    e = fc == Py_None ? Py_None : PyList_GET_ITEM(fc, eq ? 0 : 1);
     Py_INCREF(e);
-    if (Py_TYPE(e) != fe_map.type)
+    PyObject *piface = SLOT(pkt, PK(P_IFACE)), *hgen = SLOT(host, host_map.off[H_GEN]);
+    if (piface == NULL || hgen == NULL)
         goto out;
-    long long ectinfo, emark, pmark, etos, ptos;
-    PyObject *eiface = SLOT(e, fe_map.off[FE_IFACE]), *piface = SLOT(pkt, PK(P_IFACE));
-    PyObject *egen = SLOT(e, fe_map.off[FE_HOSTGEN]), *hgen = SLOT(host, host_map.off[H_GEN]);
-    PyObject *pre = SLOT(e, fe_map.off[FE_PRE]), *post = SLOT(e, fe_map.off[FE_POST]);
-    if (SLOT(e, fe_map.off[FE_ENGINE]) != engine
-            || !slot_ll(e, fe_map.off[FE_CTINFO], want, want, &ectinfo)
-            || !slot_ll(e, fe_map.off[FE_MARK], LLONG_MIN, LLONG_MAX, &emark)
-            || !slot_ll(pkt, PK(P_MARK), LLONG_MIN, LLONG_MAX, &pmark) || emark != pmark
-            || !slot_ll(e, fe_map.off[FE_TOS], LLONG_MIN, LLONG_MAX, &etos)
-            || !slot_ll(pkt, PK(P_TOS), LLONG_MIN, LLONG_MAX, &ptos) || etos != ptos
-            || eiface == NULL || piface == NULL || egen == NULL || hgen == NULL
-            || pre == NULL || post == NULL)
-        goto out;
-    if (eiface != piface) {
-        int same = PyObject_RichCompareBool(eiface, piface, Py_EQ);
-        if (same <= 0) {
-            rc = same;
+    /* Firewall._cached: is the record valid for this packet? Else record it (_learn). */
+    int learning = 1;
+    if (Py_TYPE(e) == fe_map.type) {
+        long long ectinfo, emark, pmark, etos, ptos;
+        PyObject *eiface = SLOT(e, fe_map.off[FE_IFACE]), *egen = SLOT(e, fe_map.off[FE_HOSTGEN]);
+        PyObject *epre = SLOT(e, fe_map.off[FE_PRE]), *epost = SLOT(e, fe_map.off[FE_POST]);
+        if (epre == NULL || epost == NULL || eiface == NULL || egen == NULL)
             goto out;
+        if (SLOT(e, fe_map.off[FE_ENGINE]) == engine
+                && slot_ll(e, fe_map.off[FE_CTINFO], want, want, &ectinfo)
+                && slot_ll(e, fe_map.off[FE_MARK], LLONG_MIN, LLONG_MAX, &emark)
+                && slot_ll(pkt, PK(P_MARK), LLONG_MIN, LLONG_MAX, &pmark) && emark == pmark
+                && slot_ll(e, fe_map.off[FE_TOS], LLONG_MIN, LLONG_MAX, &etos)
+                && slot_ll(pkt, PK(P_TOS), LLONG_MIN, LLONG_MAX, &ptos) && etos == ptos) {
+            int same = eiface == piface ? 1 : PyObject_RichCompareBool(eiface, piface, Py_EQ);
+            int samegen = same > 0 ? PyObject_RichCompareBool(egen, hgen, Py_EQ) : 0;
+            if (same < 0 || samegen < 0) {
+                rc = -1;
+                goto out;
+            }
+            learning = !samegen;
+        }
+        if (!learning) {
+            if (check_record(epre) <= 0 || check_record(epost) <= 0)
+                goto out;
+            pre = epre;
+            Py_INCREF(pre);
         }
     }
-    int samegen = PyObject_RichCompareBool(egen, hgen, Py_EQ);
-    if (samegen <= 0) {
-        rc = samegen;
-        goto out;
+    if (learning) {
+        /* the raw table's walk, before conntrack; anything else: Python, nothing changed */
+        PyObject *local = SLOT(host, host_map.off[H_LOCAL]);
+        if (ctx_map.type == NULL || ctab_map.type == NULL || fe_map.type == NULL || local == NULL)
+            goto out;
+        ctx = new_context(now, piface, local, tracker);
+        PyObject *pre_l = PyList_New(0);
+        int hr = ctx != NULL && pre_l != NULL ? has_chain(tables, str_raw, str_pre) : -1;
+        int wr = 1;
+        PyObject *src = NULL;
+        if (hr > 0)
+            wr = walk_into(engine, tables, str_raw, str_pre, pkt, ctx, pre_l, &src);
+        Py_XDECREF(src);
+        if (hr >= 0 && wr == 1)
+            pre = PyList_AsTuple(pre_l);
+        Py_XDECREF(pre_l);
+        if (hr < 0 || wr < 0 || (wr == 1 && pre == NULL)) {
+            rc = -1;
+            goto out;
+        }
+        if (wr != 1)
+            goto out;
     }
-    if (check_record(pre) <= 0 || check_record(post) <= 0)
-        goto out;
     /* from here on the packet is ours: no fallback to Firewall.process */
     PyObject *buf = SLOT(pkt, PK(P_BUF));
     if (buf == NULL || !PyBytes_CheckExact(buf))
         goto out;
-    length = PyLong_FromSsize_t(PyBytes_GET_SIZE(buf));
-    if (length == NULL || bump(pre, length) < 0) {
+    length = (unsigned long long)PyBytes_GET_SIZE(buf);
+    if (bump(pre, length) < 0) {
         rc = -1;
         goto out;
     }
@@ -2034,14 +2185,46 @@ fast_process(PyObject *fw, PyObject *pkt, PyObject *now, PyObject **result)
     long long got_ctinfo;
     int same = SLOT(pkt, PK(P_CT)) == ct && slot_ll(pkt, PK(P_CTINFO), want, want, &got_ctinfo)
         && PyLong_Check(ret) && PyLong_AsLong(ret) != 0;
+    PyObject *rec = NULL;
+    if (same && learning) {
+        /* Firewall._walk_after, then the record kept on the entry (flowcache.store) */
+        rec = walk_after(fw, engine, tables, host, pkt, ctx, want_obj, pre);
+        if (rec == NULL) {
+            Py_DECREF(ret);
+            rc = -1;
+            goto out;
+        }
+        same = rec != Py_None;
+    }
     if (!same) {
-        /* conntrack sees it otherwise: Firewall._diverged(engine, pkt, now, ret) */
+        /* conntrack sees it otherwise, or the walk is not flow-stable:
+         * Firewall._diverged(engine, pkt, now, ret) */
+        Py_XDECREF(rec);
         *result = PyObject_CallMethodObjArgs(fw, str_diverged, engine, pkt, now, ret, NULL);
         Py_DECREF(ret);
         rc = *result ? 1 : -1;
         goto out;
     }
     Py_DECREF(ret);
+    if (learning) {
+        fc = SLOT(ct, conn2_map.off[CX_FC]);
+        if (fc == Py_None || !PyList_CheckExact(fc) || PyList_GET_SIZE(fc) != 2) {
+            fc = PyList_New(2);
+            if (fc == NULL || slot_set(ct, conn2_map.off[CX_FC], fc) < 0) {
+                Py_DECREF(rec);
+                rc = -1;
+                goto out;
+            }
+            for (int k = 0; k < 2; k++) {
+                Py_INCREF(Py_None);
+                PyList_SET_ITEM(fc, k, Py_None);
+            }
+        }
+        Py_INCREF(rec);
+        PyList_SetItem(fc, eq ? 0 : 1, rec);
+        Py_SETREF(e, rec);
+    }
+    post = SLOT(e, fe_map.off[FE_POST]);
     if (bump(post, length) < 0) {
         rc = -1;
         goto out;
@@ -2075,8 +2258,9 @@ fast_process(PyObject *fw, PyObject *pkt, PyObject *now, PyObject **result)
     rc = *result ? 1 : -1;
 out:
     Py_XDECREF(d);
-    Py_XDECREF(length);
     Py_XDECREF(e);
+    Py_XDECREF(ctx);
+    Py_XDECREF(pre);
     Py_DECREF(ct);
     Py_DECREF(key);
     return rc;
@@ -2107,10 +2291,12 @@ static PyObject *
 sp_firewall_methods(PyObject *mod, PyObject *args)
 {
     PyObject *cls, *process_py, *dec_cls, *dec_tmpl_obj, *defrag_cls, *family_cls, *expect_cls;
-    PyObject *host_cls, *engine_cls, *fe_cls, *accept;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOU", &cls, &process_py, &dec_cls, &dec_tmpl_obj,
+    PyObject *host_cls, *engine_cls, *fe_cls, *accept, *drop, *ctx_cls, *ctx_tmpl_obj, *ctab_cls;
+    PyObject *hooks;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOUUOOOO!", &cls, &process_py, &dec_cls, &dec_tmpl_obj,
                           &defrag_cls, &family_cls, &expect_cls, &host_cls, &engine_cls,
-                          &fe_cls, &accept))
+                          &fe_cls, &accept, &drop, &ctx_cls, &ctx_tmpl_obj, &ctab_cls,
+                          &PyDict_Type, &hooks))
         return NULL;
     if (tracker_map.type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "tracker_methods first");
@@ -2130,8 +2316,21 @@ sp_firewall_methods(PyObject *mod, PyObject *args)
             || bind_map(&expect_map, expect_cls, expect_names, 1) < 0
             || bind_map(&host_map, host_cls, host_names, H_N) < 0
             || bind_map(&engine_map, engine_cls, engine_names, 1) < 0
-            || bind_map(&fe_map, fe_cls, fe_names, FE_N) < 0)
+            || bind_map(&fe_map, fe_cls, fe_names, FE_N) < 0
+            || bind_map(&ctx_map, ctx_cls, ctx_names, X_N) < 0
+            || bind_template(ctx_cls, ctx_tmpl_obj, "Context", &ctx_nall, ctx_all_off,
+                             ctx_tmpl) < 0
+            || bind_map(&ctab_map, ctab_cls, ctab_names, CT_N) < 0)
         return NULL;
+    if (((PyTypeObject *)fe_cls)->tp_base != &PyBaseObject_Type
+            || ((PyTypeObject *)ctx_cls)->tp_base != &PyBaseObject_Type) {
+        PyErr_SetString(PyExc_TypeError, "firewall_methods: FlowEntry/Context layout");
+        return NULL;
+    }
+    Py_INCREF(hooks);
+    Py_XSETREF(hook_num, hooks);
+    Py_INCREF(drop);
+    Py_XSETREF(str_drop, drop);
     Py_INCREF(process_py);
     Py_XSETREF(fb_process, process_py);
     Py_INCREF(accept);
@@ -2165,7 +2364,11 @@ static PyMethodDef methods[] = {
      "'new': ...}"},
     {"firewall_methods", sp_firewall_methods, METH_VARARGS,
      "firewall_methods(Firewall, process_py, Decision, template, Defrag, defrag family, "
-     "ExpectTable, HostModel, Engine, FlowEntry, ACCEPT) -> {'process': ...}"},
+     "ExpectTable, HostModel, Engine, FlowEntry, ACCEPT, DROP, Context, template, "
+     "CompiledTable, hook numbers) -> {'process': ...}"},
+    {"chains_bind", chains_bind, METH_VARARGS,
+     "chains_bind(Engine, CompiledTable, Context, Packet, Conn, RunResult, walk_py, run_py, "
+     "verdicts, HotDrop, TraceRecord, CTINFO_BIT, constants) -> {'walk': ..., 'run': ...}"},
     {"tracker_methods", sp_tracker_methods, METH_VARARGS,
      "tracker_methods(Tracker, conntrack_in_py, Table, Conn) -> {'conntrack_in': ...}"},
     {NULL, NULL, 0, NULL},
@@ -2190,7 +2393,13 @@ PyInit__speedups(void)
     str_nat = PyUnicode_InternFromString("nat");
     str_diverged = PyUnicode_InternFromString("_diverged");
     str_confirm = PyUnicode_InternFromString("confirm");
-    if (str_nat == NULL || str_diverged == NULL || str_confirm == NULL)
+    str_raw = PyUnicode_InternFromString("raw");
+    str_pre = PyUnicode_InternFromString("PREROUTING");
+    str_plan = PyUnicode_InternFromString("_plan");
+    str_route = PyUnicode_InternFromString("_route");
+    fwd_path = Py_BuildValue("(sss)", "PREROUTING", "FORWARD", "POSTROUTING");
+    if (str_nat == NULL || str_diverged == NULL || str_confirm == NULL || str_raw == NULL
+            || str_pre == NULL || str_plan == NULL || str_route == NULL || fwd_path == NULL)
         return NULL;
     int_zero = PyLong_FromLong(0);
     int_one = PyLong_FromLong(1);

@@ -687,10 +687,14 @@ def _accelerate() -> bool:
         from . import _speedups
         from .conntrack.defrag import _Family
         from .conntrack.expect import ExpectTable
+        from .rules.compile import CompiledTable
+        from .rules.context import Context
         from .rules.engine import Engine
         methods = _speedups.firewall_methods(Firewall, process_py, Decision,
                                              Decision(ACCEPT, None), Defrag, _Family,
-                                             ExpectTable, HostModel, Engine, FlowEntry, ACCEPT)
+                                             ExpectTable, HostModel, Engine, FlowEntry, ACCEPT,
+                                             DROP, Context, Context(), CompiledTable,
+                                             dict(_HOOK_NUM))
     except (ImportError, AttributeError, TypeError, ValueError, RuntimeError):
         return False
     for name, method in methods.items():

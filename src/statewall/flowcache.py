@@ -29,10 +29,12 @@ Must not know: how chains are walked (rules/engine.py), the hook order (firewall
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Final, Sequence
+
+U64: Final = (1 << 64) - 1
 
 # one counter bump: (packet counters, byte counters, index) of a CompiledTable
-Step = tuple[list[int], list[int], int]
+Step = tuple[memoryview, memoryview, int]
 
 
 class FlowEntry:
@@ -78,8 +80,8 @@ def steps(table: Any, hits: list[int]) -> list[Step]:
 def replay(record: tuple[Step, ...], length: int) -> None:
     """Bump the recorded counters for one packet of ``length`` bytes."""
     for pk, by, i in record:
-        pk[i] += 1
-        by[i] += length
+        pk[i] = (pk[i] + 1) & U64           # u64 counters wrap, as the kernel's
+        by[i] = (by[i] + length) & U64
 
 
 def store(ct: Any, dir: int, entry: FlowEntry) -> None:

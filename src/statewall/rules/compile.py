@@ -15,10 +15,12 @@ the target function).
 
 from __future__ import annotations
 
+from array import array
 from typing import Any, Final
 
 from . import ext as registry
 from .ext.base import Env, Pred, TargetFn
+from .native import (OP_ADDR, OP_IFACE, OP_PROTO, OP_VOLATILE, mark, program)
 from .model import (INV_DSTIP, INV_FRAG, INV_PROTO, INV_SRCIP, INV_VIA_IN, INV_VIA_OUT,
                     TABLE_CHAINS, IpSpec, Rule, Ruleset, Table)
 from .result import NF_ACCEPT, NF_DROP, NF_QUEUE
@@ -34,6 +36,15 @@ K_TARGET: Final = 5
 _VERDICT_CODES: Final = {"ACCEPT": NF_ACCEPT, "DROP": NF_DROP, "QUEUE": NF_QUEUE}
 
 CompiledRule = tuple[Pred | None, int, Any, int]
+Counters = memoryview
+U64: Final = (1 << 64) - 1
+
+
+def counters(values: list[int]) -> Counters:
+    """Packet or byte counters as the kernel keeps them (u64; a larger restored value is
+    saturated, as iptables-restore's strtoull does): a memoryview of an array of "Q", so
+    Python indexes it like a list and the C accelerator adds in place."""
+    return memoryview(array("Q", [min(max(v, 0), U64) for v in values]))
 
 
 class CompiledTable:
@@ -43,7 +54,7 @@ class CompiledTable:
 
     __slots__ = ("name", "chains", "names", "entry", "policy", "texts", "rulenums",
                  "chain_of", "sources", "policy_sources", "pkts", "bytes", "ppkts", "pbytes",
-                 "steps")
+                 "steps", "progs")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -56,12 +67,15 @@ class CompiledTable:
         self.chain_of: list[int] = []
         self.sources: list[str] = []           # "filter/FORWARD#3" per counter index
         self.policy_sources: list[str] = []    # "filter/FORWARD policy" per chain
-        self.pkts: list[int] = []
-        self.bytes: list[int] = []
-        self.ppkts: list[int] = []
-        self.pbytes: list[int] = []
+        # counters: u64 in arrays (C bumps them in place), indexed by counter / chain index
+        self.pkts: Counters = counters([])
+        self.bytes: Counters = counters([])
+        self.ppkts: Counters = counters([])
+        self.pbytes: Counters = counters([])
         # the flow cache's counter bumps, made once (flowcache.steps): hit -> step
-        self.steps: dict[int, tuple[list[int], list[int], int]] = {}
+        self.steps: dict[int, tuple[Counters, Counters, int]] = {}
+        # per chain, per rule: its predicates as native specs (rules/native.py), for the C walk
+        self.progs: list[list[tuple[tuple[Any, ...], ...]]] = []
 
 
 def compile_ruleset(rs: Ruleset, shared: dict[str, Any]) -> dict[str, CompiledTable]:
@@ -76,16 +90,17 @@ def compile_table(table: Table, family: int, shared: dict[str, Any]) -> Compiled
     index = {c.name: k for k, c in enumerate(table.chains)}
     env = Env(family, shared)
     env.table = table.name
+    pkts: list[int] = []
+    nbytes: list[int] = []
     for c in table.chains:
         ct.names.append(c.name)
         ct.policy.append(_VERDICT_CODES[c.policy] if c.policy is not None else None)
         ct.policy_sources.append(f"{table.name}/{c.name} policy")
-        ct.ppkts.append(c.counters[0])
-        ct.pbytes.append(c.counters[1])
         if c.policy is not None and c.name in TABLE_CHAINS[table.name]:
             ct.entry[c.name] = index[c.name]
     for ci, c in enumerate(table.chains):
         rules: list[CompiledRule] = []
+        progs: list[tuple[tuple[Any, ...], ...]] = []
         env.chain = c.name
         for n, rule in enumerate(c.rules, 1):
             env.rulenum = n
@@ -94,10 +109,16 @@ def compile_table(table: Table, family: int, shared: dict[str, Any]) -> Compiled
             ct.rulenums.append(n)
             ct.chain_of.append(ci)
             ct.sources.append(f"{table.name}/{c.name}#{n}")
-            ct.pkts.append(rule.counters[0])
-            ct.bytes.append(rule.counters[1])
-            rules.append(compile_rule(rule, family, env, index, k))
+            pkts.append(rule.counters[0])
+            nbytes.append(rule.counters[1])
+            preds: list[Pred] = []
+            rules.append(compile_rule(rule, family, env, index, k, preds))
+            progs.append(program(preds))
         ct.chains.append(rules)
+        ct.progs.append(progs)
+    ct.pkts, ct.bytes = counters(pkts), counters(nbytes)
+    ct.ppkts = counters([c.counters[0] for c in table.chains])
+    ct.pbytes = counters([c.counters[1] for c in table.chains])
     return ct
 
 
@@ -105,6 +126,9 @@ def _volatile(p: Any, c: Any) -> bool:
     """First predicate of a rule whose answer may change within a flow (flowcache.py)."""
     c.volatile = True
     return True
+
+
+mark(_volatile, OP_VOLATILE)
 
 
 def _volatile_target(fn: TargetFn) -> TargetFn:
@@ -115,7 +139,8 @@ def _volatile_target(fn: TargetFn) -> TargetFn:
 
 
 def compile_rule(rule: Rule, family: int, env: Env, index: dict[str, int],
-                 k: int) -> CompiledRule:
+                 k: int, preds_out: list[Pred] | None = None) -> CompiledRule:
+    """One rule; ``preds_out`` receives its predicates in test order."""
     preds = ip_preds(rule.ip, family)
     stable = True
     for m in rule.matches:
@@ -125,6 +150,8 @@ def compile_rule(rule: Rule, family: int, env: Env, index: dict[str, int],
         stable = stable and mext.flow_stable(m.info)
     if not stable:
         preds.insert(0, _volatile)
+    if preds_out is not None:
+        preds_out.extend(preds)
     t = rule.target
     kind: int
     arg: Any = None
@@ -175,9 +202,25 @@ def chain_preds(preds: list[Pred]) -> Pred | None:
 
 # ----------------------------------------------------------------------- generic part
 def _addr_pred(addr: bytes, mask: bytes, inv: bool, src: bool) -> Pred | None:
-    full = b"\xff" * len(mask)
     if not any(mask) and not inv:
         return None
+    return mark(_addr_fn(addr, mask, inv, src), OP_ADDR, not src, *_addr_spec(addr, mask), inv)
+
+
+def _addr_spec(addr: bytes, mask: bytes) -> tuple[bytes, bytes]:
+    """(want, mask) for OP_ADDR, exactly as _addr_fn compares: a whole-byte prefix looks at
+    its bytes only, any other mask compares the masked address with ``addr`` as given."""
+    plen = 0
+    while plen < len(mask) and mask[plen] == 0xFF:
+        plen += 1
+    if all(b == 0 for b in mask[plen:]):
+        zeros = bytes(len(mask) - plen)
+        return addr[:plen] + zeros, mask[:plen] + zeros
+    return addr, mask
+
+
+def _addr_fn(addr: bytes, mask: bytes, inv: bool, src: bool) -> Pred:
+    full = b"\xff" * len(mask)
     nbytes = len(mask)
     plen = 0
     while plen < nbytes and mask[plen] == 0xFF:
@@ -204,6 +247,12 @@ def _addr_pred(addr: bytes, mask: bytes, inv: bool, src: bool) -> Pred | None:
 def _iface_pred(name: str, inv: bool, incoming: bool) -> Pred | None:
     if not name or (name == "+" and not inv):
         return None
+    wild = name.endswith("+")
+    return mark(_iface_fn(name, inv, incoming), OP_IFACE, not incoming,
+                name[:-1] if wild else name, wild, inv)
+
+
+def _iface_fn(name: str, inv: bool, incoming: bool) -> Pred:
     if name.endswith("+"):
         stem = name[:-1]
         if incoming:
@@ -223,7 +272,8 @@ def ip_preds(ip: IpSpec, family: int) -> list[Pred]:
     ]
     proto, pinv = ip.proto, bool(ip.inv & INV_PROTO)
     if proto:
-        preds.append((lambda p, c: p.proto != proto) if pinv else (lambda p, c: p.proto == proto))
+        preds.append(mark((lambda p, c: p.proto != proto) if pinv else
+                          (lambda p, c: p.proto == proto), OP_PROTO, proto, pinv))
     if ip.frag and family == 4:
         finv = bool(ip.inv & INV_FRAG)
         # "-f": non-first fragments only; "! -f": unfragmented and first fragments

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from .compile import (K_GOTO, K_JUMP, K_RETURN, K_TARGET, K_VERDICT, CompiledTable,
+from .compile import (K_GOTO, K_JUMP, K_RETURN, K_TARGET, K_VERDICT, U64, CompiledTable,
                       compile_ruleset)
 from .ext.base import HotDrop
 from .model import Ruleset
@@ -73,8 +73,8 @@ class Engine:
             if fixed.source.endswith(" policy"):       # an empty chain: count the underflow
                 et = self.tables[table]
                 eci = et.entry[hook]
-                et.ppkts[eci] += 1
-                et.pbytes[eci] += len(pkt.buf)
+                et.ppkts[eci] = (et.ppkts[eci] + 1) & U64
+                et.pbytes[eci] = (et.pbytes[eci] + len(pkt.buf)) & U64
             return fixed
         res = RunResult()
         t = self.tables.get(table)
@@ -96,8 +96,8 @@ class Engine:
                 while i < n:
                     test, kind, arg, k = rules[i]
                     if test is None or test(pkt, ctx):
-                        pkts[k] += 1
-                        nbytes[k] += length
+                        pkts[k] = (pkts[k] + 1) & U64          # u64, as the kernel
+                        nbytes[k] = (nbytes[k] + length) & U64
                         if ctx.nf_trace:
                             res.emitted.append(TraceRecord(t.name, t.names[ci], "rule", i + 1))
                         if trace:
@@ -212,8 +212,8 @@ class Engine:
     @staticmethod
     def _policy(t: CompiledTable, ci: int, ctx: Context, res: RunResult, length: int) -> None:
         """The built-in chain's underflow: count it, trace it, apply the policy."""
-        t.ppkts[ci] += 1
-        t.pbytes[ci] += length
+        t.ppkts[ci] = (t.ppkts[ci] + 1) & U64
+        t.pbytes[ci] = (t.pbytes[ci] + length) & U64
         if ctx.nf_trace:
             res.emitted.append(TraceRecord(t.name, t.names[ci], "policy",
                                            len(t.chains[ci]) + 1))
@@ -239,3 +239,43 @@ class Engine:
             for lst in (t.pkts, t.bytes, t.ppkts, t.pbytes):
                 for k in range(len(lst)):
                     lst[k] = 0
+
+
+# -- the C accelerator (statewall/_chains.c) -------------------------------------------------
+walk_py: Final = Engine.walk      # the references the C versions must equal
+run_py: Final = Engine.run
+
+
+def _accelerate() -> bool:
+    """Install the C ``walk`` and ``run`` (``_chains.c``: native specs of rules/native.py
+    tested in C, every other predicate called). False: they stay pure Python."""
+    try:
+        from .. import _speedups
+        from ..conntrack import conn as ctconn
+        from ..conntrack.conn import Conn
+        from ..packet.packet import Packet
+        from . import native
+        from . import compile as comp
+        from . import result
+        from .compile import CompiledTable
+        from .context import Context
+        from .ext import conntrack as ctmatch
+        consts = {**native.OPS,
+                  **{k: getattr(comp, k) for k in ("K_NONE", "K_VERDICT", "K_RETURN", "K_JUMP",
+                                                     "K_GOTO", "K_TARGET")},
+                  **{k: getattr(ctmatch, k) for k in ("ST_SNAT", "ST_DNAT", "ST_UNTRACKED",
+                                                      "ST_INVALID")},
+                  "IP_CT_UNTRACKED": ctconn.IP_CT_UNTRACKED, "IPS_SRC_NAT": ctconn.IPS_SRC_NAT,
+                  "IPS_DST_NAT": ctconn.IPS_DST_NAT, "XT_CONTINUE": result.XT_CONTINUE,
+                  "XT_RETURN": result.XT_RETURN}
+        methods = _speedups.chains_bind(Engine, CompiledTable, Context, Packet, Conn,
+                                        RunResult, walk_py, run_py, _VERDICTS, HotDrop,
+                                        TraceRecord, tuple(ctmatch.CTINFO_BIT), consts)
+    except (ImportError, AttributeError, TypeError, ValueError, RuntimeError):
+        return False
+    for name, method in methods.items():
+        setattr(Engine, name, method)
+    return True
+
+
+ACCELERATED: Final = _accelerate()

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from ..native import OP_STATE, mark
 from ...conntrack.helpers import helper_match
 from ..addr import numeric_mask_suffix, ntop, parse_host_mask
 from ..errors import OptionError
@@ -121,11 +122,11 @@ def state_pred(mask: int, inv: bool) -> Pred:
                     return mask & bits[pkt.ctinfo] != 0
                 return mask & (ST_UNTRACKED if pkt.ctinfo == IP_CT_UNTRACKED
                                else ST_INVALID) != 0
-            return state
+            return mark(state, OP_STATE, mask, inv)
 
     def state_nat(pkt: Packet, ctx: Context) -> bool:
         return (mask & _packet_statebit(pkt) != 0) != inv
-    return state_nat
+    return mark(state_nat, OP_STATE, mask, inv)
 
 
 # ----------------------------------------------------------------------------- conntrack

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from ..native import OP_MULTIPORT, OP_PORTS, mark
 from ..errors import OptionError
 from ..numbers import U16, port, port_range, uint, uint_range
 from . import l4
@@ -137,6 +138,14 @@ class Tcp(MatchExt):
         return not (info.flg_mask or info.finv or info.option or info.oinv)   # ports only
 
     def compile(self, i: TcpInfo, env: Env) -> Pred:
+        fn = self._compile(i)
+        if i.option or i.oinv:
+            return fn
+        return mark(fn, OP_PORTS, *i.spts, i.sinv, *i.dpts, i.dinv, i.flg_mask, i.flg_cmp,
+                    i.finv)
+
+    @staticmethod
+    def _compile(i: TcpInfo) -> Pred:
         sp = _in(*i.spts, i.sinv)
         dp = _in(*i.dpts, i.dinv)
         fmask, fcmp, finv = i.flg_mask, i.flg_cmp, i.finv
@@ -266,7 +275,7 @@ class Udp(MatchExt):
             if dp is not None and (dp[0] <= dport <= dp[1]) == dp[2]:
                 return False
             return True
-        return udp
+        return mark(udp, OP_PORTS, *i.spts, i.sinv, *i.dpts, i.dinv, 0, 0, False)
 
 
 # ---------------------------------------------------------------------------- multiport
@@ -369,7 +378,8 @@ class Multiport(MatchExt):
                 if (src and lo <= sport <= hi) or (dst and lo <= dport <= hi):
                     return not inv
             return inv
-        return multiport
+        return mark(multiport, OP_MULTIPORT, src, dst, tuple((lo, hi) for lo, hi, _ in i.ports),
+                    inv)
 
 
 def _port(text: str, proto: str) -> int:
