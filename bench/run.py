@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from gen import _ip_tcp, generate  # noqa: E402
 
 from statewall import firewall  # noqa: E402
+from statewall.rules import engine  # noqa: E402
 from statewall.conntrack import core  # noqa: E402
 from statewall.conntrack.proto import tcp  # noqa: E402
 from statewall import gcpolicy
@@ -80,7 +81,7 @@ def accelerator() -> str:
     """Which parts of the hot path run in C."""
     parts = {"checksum": checksum.ACCELERATED, "decode": decode.ACCELERATED,
              "tcp": tcp.ACCELERATED, "conntrack_in": core.ACCELERATED,
-             "Firewall.process": firewall.ACCELERATED}
+             "Firewall.process": firewall.ACCELERATED, "chain walk": engine.ACCELERATED}
     on = [k for k, v in parts.items() if v]
     if not on:
         why = "STATEWALL_PURE is set" if os.environ.get("STATEWALL_PURE", "") not in (

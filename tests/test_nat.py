@@ -255,7 +255,7 @@ def test_masquerade_entry_dies_when_its_flow_leaves_elsewhere() -> None:
     assert out_pkt(d).src == PUB and d.ct.nat.masq_iface == "s0"
     # the route changes: the same flow now leaves through s1
     fw.host.routes.insert(0, parse_route("203.0.113.2/32 dev s1"))
-    fw.host._cache.clear()
+    fw.host.routes_changed()
     d = send(fw, IP(src=C, dst=S) / UDP(sport=1, dport=2), 1.1)
     assert d.verdict == "DROP" and "interface changed" in d.reason
     assert len(fw.tracker.entries(1.1)) == 0

@@ -522,6 +522,7 @@ static PyObject *str_settings, *str_refresh_acct;
 #define IPS_ASSURED 0x4
 #define IPS_SEQ_ADJUST 0x40
 #define IPCT_ASSURED 0x10
+#define IPS_DYING 0x200
 #define IPCT_PROTOINFO 0x20
 
 #define MAXACKWINCONST 66000
@@ -549,7 +550,7 @@ static const struct { const char *name; long value; } tcp_layout[] = {
     {"IPS_SEQ_ADJUST", IPS_SEQ_ADJUST}, {"IPCT_ASSURED", IPCT_ASSURED},
     {"IPCT_PROTOINFO", IPCT_PROTOINFO}, {"MAXACKWINCONST", MAXACKWINCONST}, {"NF_ACCEPT", 1},
     {"CONTINUE", 1}, {"TCP_MAX_WSCALE", MAX_WSCALE},
-    {"NF_INET_PRE_ROUTING", 0},
+    {"NF_INET_PRE_ROUTING", 0}, {"IPS_CONFIRMED", 0x8}, {"IPS_DYING", IPS_DYING},
 };
 
 static inline int
@@ -559,8 +560,9 @@ after32(uint32_t a, uint32_t b)     /* after(a, b): (b - a) mod 2**32 >= 2**31 *
 }
 
 /* The core's Tracker (bound by tracker_methods; until then its attributes are looked up) */
-enum { T_L4, T_TABLE, T_IS24, T_EXPECT, T_SETTINGS, T_N };
-static const char *const tracker_names[T_N] = {"l4", "table", "is_24", "expect", "settings"};
+enum { T_L4, T_TABLE, T_IS24, T_EXPECT, T_SETTINGS, T_SINK, T_N };
+static const char *const tracker_names[T_N] = {"l4", "table", "is_24", "expect", "settings",
+                                               "sink"};
 static SlotMap tracker_map;
 
 /* tracker.settings (a new reference), or NULL (no exception) */
@@ -1684,10 +1686,20 @@ bump(PyObject *record, unsigned long long length)
 static int
 maybe_confirm(PyObject *tracker, PyObject *ct, PyObject *pkt, PyObject *now)
 {
-    long long events;
+    long long events, status;
     PyObject *help = SLOT(ct, conn2_map.off[CX_HELP]);
     if (help == Py_None && slot_ll(ct, conn_map.off[C_EVENTS], 0, 0, &events))
         return 1;
+    /* Tracker.confirm for a confirmed entry without helper whose events nobody hears and
+     * that do not move it to the assured list: they are dropped */
+    if (help == Py_None && SLOT(tracker, tracker_map.off[T_SINK]) == Py_None
+            && slot_ll(ct, conn_map.off[C_EVENTS], 1, LLONG_MAX, &events)
+            && !(events & IPCT_ASSURED)
+            && slot_ll(ct, conn_map.off[C_STATUS], 0, LLONG_MAX, &status)
+            && (status & IPS_CONFIRMED) && !(status & IPS_DYING)) {
+        Py_INCREF(int_zero);
+        return slot_set(ct, conn_map.off[C_EVENTS], int_zero) < 0 ? -1 : 1;
+    }
     PyObject *r = PyObject_CallMethodObjArgs(tracker, str_confirm, pkt, now, NULL);
     if (r == NULL)
         return -1;

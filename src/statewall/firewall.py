@@ -276,15 +276,14 @@ class Firewall:
         if hook == NF_INET_LOCAL_OUT:
             d.path = ["OUTPUT", "POSTROUTING"]
             return host.route(pkt.dst)
-        dst = pkt.dst
-        if host.delivers_locally(dst):
+        local, unjoined, out = host.arrival(pkt.dst)
+        if local:
             d.path = ["PREROUTING", "INPUT"]
             return None
-        if host.drops_multicast(dst):
+        if unjoined:
             d.path = ["PREROUTING"]
             d.route_drop = "multicast group not joined by the host (not forwarded)"
             return None
-        out = host.route(dst)
         if out is None:
             d.path = ["PREROUTING"]
             d.route_drop = "no route to the destination (ip_route_input: unreachable)"
@@ -376,6 +375,11 @@ class Firewall:
                     ok = self._nat_hook(engine, d, nat, pkt, ctx, h, hname, out_iface, now)
                 else:
                     res = engine.run(table, hname, pkt, ctx, trace=self.trace)
+                    if (res.verdict == 1 and not res.emitted and res.nat is None
+                            and not self.trace):
+                        if table == "filter":       # (_absorb, when nothing else to take)
+                            d.rule = res.source
+                        continue
                     ok = self._absorb(d, res, table, hname)
                 if not ok:
                     if not generated:

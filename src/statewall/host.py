@@ -111,7 +111,8 @@ _GENERATIONS: Final = itertools.count(1)
 class HostModel:
     """Interfaces, addresses and a routing table; answers the questions the path asks."""
 
-    __slots__ = ("ifaces", "local", "broadcast", "routes", "_cache", "first_addr", "gen")
+    __slots__ = ("ifaces", "local", "broadcast", "routes", "_cache", "_arrivals", "first_addr",
+                 "gen")
 
     def __init__(self, ifaces: Iterable[Iface] = (), routes: Iterable[Route] = (),
                  default_dev: str | None = None) -> None:
@@ -139,7 +140,15 @@ class HostModel:
         # longest prefix first; the first route added wins between equal prefixes
         self.routes = sorted(rts, key=lambda r: -r.net.prefixlen)
         self._cache: dict[bytes, str | None] = {}
+        self._arrivals: dict[bytes, tuple[bool, bool, str | None]] = {}
         self.gen = next(_GENERATIONS)   # changes whenever addresses or routes are re-read
+
+    def routes_changed(self) -> None:
+        """``routes`` was edited in place: forget the cached answers, and let records made
+        with the old ones (the flow cache's, keyed by ``gen``) go stale."""
+        self._cache.clear()
+        self._arrivals.clear()
+        self.gen = next(_GENERATIONS)
 
     def is_local(self, addr: bytes) -> bool:
         return addr in self.local
@@ -186,6 +195,19 @@ class HostModel:
             tail = dst[13:]
             return any(len(a) == 16 and a[13:] == tail for a in self.local)
         return False
+
+    def arrival(self, dst: bytes) -> tuple[bool, bool, str | None]:
+        """For a packet that arrived for ``dst``: (delivered locally, an unjoined multicast
+        group, the output interface or None), as ``delivers_locally`` / ``drops_multicast``
+        / ``route`` answer; cached like ``route`` (the host changes only by __init__)."""
+        got = self._arrivals.get(dst)
+        if got is None:
+            local = self.delivers_locally(dst)
+            got = (local, not local and self.drops_multicast(dst),
+                   None if local else self.route(dst))
+            if len(self._arrivals) < 65536:
+                self._arrivals[dst] = got
+        return got
 
     def route(self, dst: bytes) -> str | None:
         """Output interface for a forwarded/locally sent packet, or None (no route)."""

@@ -46,6 +46,7 @@ from ..conn import (
     IPS,
     IPS_ASSURED,
     IPS_CONFIRMED,
+    IPS_DYING,
     IPS_FIXED_TIMEOUT,
     IPS_SEEN_REPLY,
     Conn,
@@ -735,7 +736,8 @@ def _accelerate() -> bool:
         "IPS_SEQ_ADJUST": _IPS_SEQ_ADJUST, "IPCT_ASSURED": IPCT_ASSURED,
         "IPCT_PROTOINFO": IPCT_PROTOINFO, "MAXACKWINCONST": MAXACKWINCONST,
         "NF_ACCEPT": NF_ACCEPT, "CONTINUE": CONTINUE, "NF_INET_PRE_ROUTING": NF_INET_PRE_ROUTING,
-        "TCP_MAX_WSCALE": TCP_MAX_WSCALE,
+        "TCP_MAX_WSCALE": TCP_MAX_WSCALE, "IPS_CONFIRMED": IPS_CONFIRMED,
+        "IPS_DYING": IPS_DYING,
     }
     try:
         methods = _speedups.tcp_methods(Tcp, TcpPy.error, TcpPy.packet, TcpPy.new,
