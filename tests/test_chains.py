@@ -161,20 +161,15 @@ def test_c_walk_and_run_equal_python(main: Any, sub: Any, sub2: Any, raw: Any,
         pf.mark = ps.mark = mark
         for table, hook in (("raw", "PREROUTING"), ("filter", "FORWARD"),
                             ("filter", "INPUT"), ("nat", "PREROUTING")):
-            cf = Context(now=now, in_iface=iin, out_iface=iout)
-            cs = Context(now=now, in_iface=iin, out_iface=iout)
-            wf = fast.walk(table, hook, pf, cf)
-            ws = E.walk_py(slow, table, hook, ps, cs)
-            assert summary(wf) == summary(ws)
-            assert ctx_state(cf) == ctx_state(cs)
-            cf = Context(now=now, in_iface=iin, out_iface=iout)
-            cs = Context(now=now, in_iface=iin, out_iface=iout)
-            rf = fast.run(table, hook, pf, cf)
-            rs = E.run_py(slow, table, hook, ps, cs)
-            assert summary(rf) == summary(rs)
-            assert ctx_state(cf) == ctx_state(cs)
-            assert (pf.mark, pf.ctinfo) == (ps.mark, ps.ctinfo)
-            assert fast.counters() == slow.counters()
+            for c_method, reference in ((fast.walk, E.walk_py), (fast.run, E.run_py)):
+                cf = Context(now=now, in_iface=iin, out_iface=iout)
+                cs = Context(now=now, in_iface=iin, out_iface=iout)
+                got = c_method(table, hook, pf, cf)
+                want = reference(slow, table, hook, ps, cs)
+                assert summary(got) == summary(want)
+                assert ctx_state(cf) == ctx_state(cs)
+                assert (pf.mark, pf.ctinfo) == (ps.mark, ps.ctinfo)
+                assert fast.counters() == slow.counters()
 
 
 @pytest.mark.skipif(not E.ACCELERATED, reason="statewall._speedups not built")

@@ -319,6 +319,83 @@ verdict_of(PyObject *code)
     return r;
 }
 
+/* Where a traversal is: the chain, the rule in it, and the return points of jumps. */
+typedef struct {
+    Py_ssize_t ci, i, sp;
+    Py_ssize_t stack[MAX_DEPTH][2];
+} Pos;
+
+/* A jump (the return point pushed) or goto to chain ``arg``. 1: done; 0: a malformed table
+ * (an exception set); -1: jumps nested deeper than MAX_DEPTH (no exception). */
+static int
+jump(PyObject *tab, Pos *p, long kind, PyObject *arg)
+{
+    long long a;
+    if (!obj_ll(arg, 0, PyList_GET_SIZE(SLOT(tab, tab_map.off[T_CHAINS])) - 1, &a)) {
+        PyErr_SetString(PyExc_TypeError, "malformed compiled table: jump target");
+        return 0;
+    }
+    if (kind == K_JUMP) {
+        if (p->sp >= MAX_DEPTH)
+            return -1;
+        p->stack[p->sp][0] = p->ci;
+        p->stack[p->sp][1] = p->i + 1;
+        p->sp++;
+    }
+    p->ci = (Py_ssize_t)a;
+    p->i = 0;
+    return 1;
+}
+
+/* Back to the last return point; 0 when there is none (the built-in chain's policy). */
+static inline int
+pop(Pos *p)
+{
+    if (!p->sp)
+        return 0;
+    p->sp--;
+    p->ci = p->stack[p->sp][0];
+    p->i = p->stack[p->sp][1];
+    return 1;
+}
+
+/* "table/chain#n" of counter index ``k`` (borrowed), or NULL with an exception. */
+static PyObject *
+rule_source(PyObject *tab, PyObject *k)
+{
+    long long kk;
+    PyObject *sources = SLOT(tab, tab_map.off[T_SOURCES]);
+    if (!obj_ll(k, 0, PyList_GET_SIZE(sources) - 1, &kk)) {
+        PyErr_SetString(PyExc_TypeError, "malformed compiled table: counter index");
+        return NULL;
+    }
+    return PyList_GET_ITEM(sources, kk);
+}
+
+/* From rule p->i of chain p->ci on, the next rule that matches: 1 (*rule set, p->i at it);
+ * 0: none left in the chain; 2 (``walking``): a rule that may answer otherwise for the
+ * flow's next packet was looked at; -1: error (HotDrop included). */
+static int
+next_match(PyObject *tab, Pos *p, PyObject *pkt, PyObject *ctx, int walking, PyObject **rule)
+{
+    Py_ssize_t n = chain_len(tab, p->ci);
+    for (; p->i < n; p->i++) {
+        PyObject *prog;
+        if (!rule_at(tab, p->ci, p->i, rule, &prog)) {
+            PyErr_SetString(PyExc_TypeError, "malformed compiled rule");
+            return -1;
+        }
+        int m = matches(PyTuple_GET_ITEM(*rule, 0), prog, pkt, ctx);
+        if (m < 0)
+            return -1;
+        if (walking && SLOT(ctx, ctx_map.off[X_VOLATILE]) == Py_True)
+            return 2;
+        if (m)
+            return 1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------
  * Engine.walk: the traversal without effects (flowcache.py's recording).
  */
@@ -327,6 +404,10 @@ chains_walk(PyObject *engine, PyObject *table, PyObject *hook, PyObject *pkt, Py
 {
     PyObject *tab;
     Py_ssize_t ci;
+    if (walk_py == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "chains_bind first");
+        return NULL;
+    }
     int r = (Py_TYPE(ctx) == ctx_map.type && Py_TYPE(pkt) == qpkt_map.type)
         ? lookup(engine, table, hook, &tab, &ci) : 0;
     if (r <= 0) {
@@ -342,109 +423,68 @@ chains_walk(PyObject *engine, PyObject *table, PyObject *hook, PyObject *pkt, Py
     PyObject *hits = PyList_New(0);
     if (hits == NULL)
         return NULL;
-    Py_ssize_t entry = ci, i = 0, sp = 0;
-    Py_ssize_t stack[MAX_DEPTH][2];
+    Pos p;                              /* (the stack is not cleared: sp counts it) */
+    p.ci = ci;
+    p.i = p.sp = 0;
     for (;;) {
-        Py_ssize_t n = chain_len(tab, ci);
-        int to_policy = 0, moved = 0;
-        while (i < n) {
-            PyObject *rule, *prog;
-            if (!rule_at(tab, ci, i, &rule, &prog)) {
-                PyErr_SetString(PyExc_TypeError, "malformed compiled rule");
+        PyObject *rule;
+        int r = next_match(tab, &p, pkt, ctx, 1, &rule);
+        if (r < 0) {
+            if (!PyErr_ExceptionMatches(hotdrop))
                 goto error;
-            }
-            int m = matches(PyTuple_GET_ITEM(rule, 0), prog, pkt, ctx);
-            if (m < 0) {
-                if (PyErr_ExceptionMatches(hotdrop)) {
-                    PyErr_Clear();
-                    Py_DECREF(hits);
-                    Py_RETURN_NONE;
-                }
-                goto error;
-            }
-            if (SLOT(ctx, ctx_map.off[X_VOLATILE]) == Py_True) {
-                Py_DECREF(hits);
-                Py_RETURN_NONE;
-            }
-            if (m) {
-                PyObject *k = PyTuple_GET_ITEM(rule, 3), *arg = PyTuple_GET_ITEM(rule, 2);
-                long kind = as_long(PyTuple_GET_ITEM(rule, 1));
-                long long a = 0;
-                if (PyList_Append(hits, k) < 0)
-                    goto error;
-                if (kind == K_VERDICT) {
-                    long long kk;
-                    PyObject *sources = SLOT(tab, tab_map.off[T_SOURCES]);
-                    if (!obj_ll(k, 0, PyList_GET_SIZE(sources) - 1, &kk))
-                        goto bad;
-                    PyObject *v = verdict_of(arg);
-                    if (v == NULL)
-                        goto error;
-                    PyObject *src = PyList_GET_ITEM(sources, kk);
-                    Py_INCREF(src);
-                    return Py_BuildValue("(NNN)", v, src, hits);
-                }
-                if (kind == K_TARGET) {
-                    Py_DECREF(hits);
-                    Py_RETURN_NONE;
-                }
-                if (kind == K_JUMP || kind == K_GOTO) {
-                    PyObject *chains = SLOT(tab, tab_map.off[T_CHAINS]);
-                    if (!obj_ll(arg, 0, PyList_GET_SIZE(chains) - 1, &a))
-                        goto bad;
-                    if (kind == K_JUMP) {
-                        if (sp >= MAX_DEPTH)
-                            goto deep;
-                        stack[sp][0] = ci;
-                        stack[sp][1] = i + 1;
-                        sp++;
-                    }
-                    ci = (Py_ssize_t)a;
-                    i = 0;
-                    moved = 1;
-                    break;
-                }
-                if (kind == K_RETURN) {
-                    if (sp) {
-                        sp--;
-                        ci = stack[sp][0];
-                        i = stack[sp][1];
-                    } else {
-                        to_policy = 1;
-                    }
-                    moved = 1;
-                    break;
-                }
-            }
-            i++;
+            PyErr_Clear();
+            goto none;
         }
-        if (!moved) {
-            if (sp) {
-                sp--;
-                ci = stack[sp][0];
-                i = stack[sp][1];
-            } else {
-                to_policy = 1;
-            }
+        if (r == 2)
+            goto none;
+        if (r == 0) {                       /* fell off the end of the chain */
+            if (!pop(&p))
+                break;
+            continue;
         }
-        if (to_policy) {
-            PyObject *h = PyLong_FromSsize_t(~entry);
-            if (h == NULL || PyList_Append(hits, h) < 0) {
-                Py_XDECREF(h);
-                goto error;
-            }
-            Py_DECREF(h);
-            PyObject *pol = item(SLOT(tab, tab_map.off[T_POLICY]), entry);
-            PyObject *psrc = pol ? item(SLOT(tab, tab_map.off[T_PSOURCES]), entry) : NULL;
-            if (psrc == NULL)
-                goto error;
-            PyObject *v = verdict_of(pol);
+        PyObject *k = PyTuple_GET_ITEM(rule, 3), *arg = PyTuple_GET_ITEM(rule, 2);
+        long kind = as_long(PyTuple_GET_ITEM(rule, 1));
+        if (PyList_Append(hits, k) < 0)
+            goto error;
+        if (kind == K_VERDICT) {
+            PyObject *src = rule_source(tab, k);
+            PyObject *v = src ? verdict_of(arg) : NULL;
             if (v == NULL)
                 goto error;
-            Py_INCREF(psrc);
-            return Py_BuildValue("(NNN)", v, psrc, hits);
+            Py_INCREF(src);
+            return Py_BuildValue("(NNN)", v, src, hits);
+        }
+        if (kind == K_TARGET)
+            goto none;
+        if (kind == K_JUMP || kind == K_GOTO) {
+            int j = jump(tab, &p, kind, arg);
+            if (j == 0)
+                goto error;
+            if (j < 0)
+                goto deep;
+        } else if (kind == K_RETURN) {
+            if (!pop(&p))
+                break;
+        } else {
+            p.i++;
         }
     }
+    PyObject *h = PyLong_FromSsize_t(~ci);
+    if (h == NULL || PyList_Append(hits, h) < 0) {
+        Py_XDECREF(h);
+        goto error;
+    }
+    Py_DECREF(h);
+    PyObject *pol = item(SLOT(tab, tab_map.off[T_POLICY]), ci);
+    PyObject *psrc = pol ? item(SLOT(tab, tab_map.off[T_PSOURCES]), ci) : NULL;
+    PyObject *v = psrc ? verdict_of(pol) : NULL;
+    if (v == NULL)
+        goto error;
+    Py_INCREF(psrc);
+    return Py_BuildValue("(NNN)", v, psrc, hits);
+none:
+    Py_DECREF(hits);
+    Py_RETURN_NONE;
 deep:
     /* (nothing was changed but ctx.hook / ctx.volatile, which walk_py sets again) */
     Py_DECREF(hits);
@@ -452,8 +492,6 @@ deep:
         PyObject *args[5] = {engine, table, hook, pkt, ctx};
         return PyObject_Vectorcall(walk_py, args, 5, NULL);
     }
-bad:
-    PyErr_SetString(PyExc_TypeError, "malformed compiled table");
 error:
     Py_DECREF(hits);
     return NULL;
@@ -518,16 +556,9 @@ policy(PyObject *tab, Py_ssize_t ci, PyObject *ctx, PyObject *res, unsigned long
 static int
 set_verdict(PyObject *tab, PyObject *res, PyObject *code, PyObject *k)
 {
-    long long kk;
-    PyObject *sources = SLOT(tab, tab_map.off[T_SOURCES]);
-    if (!obj_ll(k, 0, PyList_GET_SIZE(sources) - 1, &kk)) {
-        PyErr_SetString(PyExc_TypeError, "malformed compiled table");
+    PyObject *src = rule_source(tab, k);
+    if (src == NULL || slot_set(res, res_map.off[R_VERDICT], verdict_of(code)) < 0)
         return -1;
-    }
-    PyObject *v = verdict_of(code);
-    if (slot_set(res, res_map.off[R_VERDICT], v) < 0)
-        return -1;
-    PyObject *src = PyList_GET_ITEM(sources, kk);
     Py_INCREF(src);
     return slot_set(res, res_map.off[R_SOURCE], src);
 }
@@ -589,118 +620,82 @@ fast_run(PyObject *engine, PyObject *table, PyObject *hook, PyObject *pkt, PyObj
     Py_INCREF(hook);
     slot_set(ctx, ctx_map.off[X_HOOK], hook);
     PyObject *pkts = SLOT(tab, tab_map.off[T_PKTS]), *nbytes = SLOT(tab, tab_map.off[T_BYTES]);
-    Py_ssize_t entry = ci, i = 0, sp = 0;
-    Py_ssize_t stack[MAX_DEPTH][2];
+    Pos p;                              /* (the stack is not cleared: sp counts it) */
+    p.ci = ci;
+    p.i = p.sp = 0;
     for (;;) {
-        Py_ssize_t n = chain_len(tab, ci);
-        int moved = 0;
-        while (i < n) {
-            PyObject *rule, *prog;
-            if (!rule_at(tab, ci, i, &rule, &prog)) {
-                PyErr_SetString(PyExc_TypeError, "malformed compiled rule");
-                goto error;
-            }
-            int m = matches(PyTuple_GET_ITEM(rule, 0), prog, pkt, ctx);
-            if (m < 0)
-                goto error;
-            if (!m) {
-                i++;
-                continue;
-            }
-            PyObject *k = PyTuple_GET_ITEM(rule, 3), *arg = PyTuple_GET_ITEM(rule, 2);
-            long kind = as_long(PyTuple_GET_ITEM(rule, 1));
-            long long kk;
-            if (!obj_ll(k, 0, PY_SSIZE_T_MAX, &kk))
-                goto bad;
-            if (counter_add(pkts, (Py_ssize_t)kk, 1) < 0
-                    || counter_add(nbytes, (Py_ssize_t)kk, length) < 0)
-                goto error;
-            if (is_true_slot(ctx, ctx_map.off[X_TRACE])
-                    && trace_line(res, tab, ci, s_rule, i + 1) < 0)
-                goto error;
-            if (kind == K_VERDICT) {
-                if (set_verdict(tab, res, arg, k) < 0)
-                    goto error;
-                goto done;
-            }
-            if (kind == K_TARGET) {
-                PyObject *targs[3] = {pkt, ctx, res};
-                PyObject *vo = PyObject_Vectorcall(arg, targs, 3, NULL);
-                if (vo == NULL)
-                    goto error;
-                long v = PyLong_AsLong(vo);
-                Py_DECREF(vo);
-                if (v == -1 && PyErr_Occurred())
-                    goto error;
-                if (v != xt_continue) {
-                    if (v != xt_return) {
-                        PyObject *code = PyLong_FromLong(v);
-                        int sr = code ? set_verdict(tab, res, code, k) : -1;
-                        Py_XDECREF(code);
-                        if (sr < 0)
-                            goto error;
-                        goto done;
-                    }
-                    kind = K_RETURN;
-                }
-            }
-            if (kind == K_JUMP || kind == K_GOTO) {
-                long long a;
-                if (!obj_ll(arg, 0, PyList_GET_SIZE(SLOT(tab, tab_map.off[T_CHAINS])) - 1, &a))
-                    goto bad;
-                if (kind == K_JUMP) {
-                    if (sp >= MAX_DEPTH) {
-                        PyErr_SetString(PyExc_RecursionError, "chain jumps nested too deep");
-                        goto error;
-                    }
-                    stack[sp][0] = ci;
-                    stack[sp][1] = i + 1;
-                    sp++;
-                }
-                ci = (Py_ssize_t)a;
-                i = 0;
-                moved = 1;
-                break;
-            }
-            if (kind == K_RETURN) {
-                if (!sp) {
-                    if (policy(tab, entry, ctx, res, length) < 0)
-                        goto error;
-                    goto done;
-                }
-                sp--;
-                ci = stack[sp][0];
-                i = stack[sp][1];
-                moved = 1;
-                break;
-            }
-            i++;
-        }
-        if (moved)
-            continue;
-        /* fell off the end of the chain */
-        int tracing = is_true_slot(ctx, ctx_map.off[X_TRACE]);
-        if (!sp) {
-            PyObject *pol = item(SLOT(tab, tab_map.off[T_POLICY]), ci);
+        PyObject *rule;
+        int r = next_match(tab, &p, pkt, ctx, 0, &rule);
+        if (r < 0)
+            goto error;
+        if (r == 0) {                       /* fell off the end of the chain */
+            int tracing = is_true_slot(ctx, ctx_map.off[X_TRACE]);
+            PyObject *pol = item(SLOT(tab, tab_map.off[T_POLICY]), p.ci);
             if (pol == NULL)
                 goto error;
-            if (pol == Py_None && tracing && trace_line(res, tab, ci, s_return, n + 1) < 0)
+            if ((p.sp || pol == Py_None) && tracing
+                    && trace_line(res, tab, p.ci, s_return, chain_len(tab, p.ci) + 1) < 0)
                 goto error;
-            if (policy(tab, entry, ctx, res, length) < 0)
+            if (pop(&p))
+                continue;
+            if (policy(tab, ci, ctx, res, length) < 0)
                 goto error;
             goto done;
         }
-        if (tracing && trace_line(res, tab, ci, s_return, n + 1) < 0)
+        PyObject *k = PyTuple_GET_ITEM(rule, 3), *arg = PyTuple_GET_ITEM(rule, 2);
+        long kind = as_long(PyTuple_GET_ITEM(rule, 1));
+        Py_ssize_t kk = PyLong_AsSsize_t(k);
+        if ((kk == -1 && PyErr_Occurred()) || counter_add(pkts, kk, 1) < 0
+                || counter_add(nbytes, kk, length) < 0)
             goto error;
-        sp--;
-        ci = stack[sp][0];
-        i = stack[sp][1];
+        if (is_true_slot(ctx, ctx_map.off[X_TRACE])
+                && trace_line(res, tab, p.ci, s_rule, p.i + 1) < 0)
+            goto error;
+        if (kind == K_VERDICT) {
+            if (set_verdict(tab, res, arg, k) < 0)
+                goto error;
+            goto done;
+        }
+        if (kind == K_TARGET) {
+            PyObject *targs[3] = {pkt, ctx, res};
+            PyObject *vo = PyObject_Vectorcall(arg, targs, 3, NULL);
+            if (vo == NULL)
+                goto error;
+            long v = PyLong_AsLong(vo);
+            Py_DECREF(vo);
+            if (v == -1 && PyErr_Occurred())
+                goto error;
+            if (v != xt_continue) {
+                if (v != xt_return) {
+                    PyObject *code = PyLong_FromLong(v);
+                    int sr = code ? set_verdict(tab, res, code, k) : -1;
+                    Py_XDECREF(code);
+                    if (sr < 0)
+                        goto error;
+                    goto done;
+                }
+                kind = K_RETURN;
+            }
+        }
+        if (kind == K_JUMP || kind == K_GOTO) {
+            int j = jump(tab, &p, kind, arg);
+            if (j < 0)
+                PyErr_SetString(PyExc_RecursionError, "chain jumps nested too deep");
+            if (j <= 0)
+                goto error;
+        } else if (kind == K_RETURN) {
+            if (!pop(&p)) {
+                if (policy(tab, ci, ctx, res, length) < 0)
+                    goto error;
+                goto done;
+            }
+        } else {
+            p.i++;
+        }
     }
 done:
     *out = res;
     return 1;
-bad:
-    PyErr_SetString(PyExc_TypeError, "malformed compiled table");
 error:
     if (PyErr_ExceptionMatches(hotdrop)) {
         /* a damaged packet: not the flow's answer (run_py's except HotDrop) */

@@ -65,21 +65,7 @@ bind_map(SlotMap *map, PyObject *cls, const char *const *names, int n)
     return 0;
 }
 
-/* An exact int slot value as a C integer in [lo, hi]; 0 when absent or out of range. */
-static inline int
-slot_ll(PyObject *o, Py_ssize_t off, long long lo, long long hi, long long *out)
-{
-    PyObject *v = SLOT(o, off);
-    if (v == NULL || !PyLong_CheckExact(v))
-        return 0;
-    int overflow;
-    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow || x < lo || x > hi)
-        return 0;
-    *out = x;
-    return 1;
-}
-
+/* An exact int as a C integer in [lo, hi]; 0 when it is not one or out of range. */
 static inline int
 obj_ll(PyObject *v, long long lo, long long hi, long long *out)
 {
@@ -91,6 +77,14 @@ obj_ll(PyObject *v, long long lo, long long hi, long long *out)
         return 0;
     *out = x;
     return 1;
+}
+
+/* The same for a slot's value; 0 also when the slot is empty. */
+static inline int
+slot_ll(PyObject *o, Py_ssize_t off, long long lo, long long hi, long long *out)
+{
+    PyObject *v = SLOT(o, off);
+    return v != NULL && obj_ll(v, lo, hi, out);
 }
 
 /* Store a new reference in a slot (NULL: an allocation failed, report it). */

@@ -684,26 +684,22 @@ def _accelerate() -> bool:
     """Install the C ``process``: an established TCP segment without rule sets and
     interfaces, or one whose direction has a flow cache record; everything else is
     ``process_py``, called before anything changed. False: it stays pure Python."""
+    from .accel import install
     from .conntrack import core
-    if not core.ACCELERATED:
-        return False
-    try:
+    from .rules import engine
+
+    def bind() -> dict[str, Any]:
         from . import _speedups
         from .conntrack.defrag import _Family
         from .conntrack.expect import ExpectTable
         from .rules.compile import CompiledTable
         from .rules.context import Context
-        from .rules.engine import Engine
-        methods = _speedups.firewall_methods(Firewall, process_py, Decision,
-                                             Decision(ACCEPT, None), Defrag, _Family,
-                                             ExpectTable, HostModel, Engine, FlowEntry, ACCEPT,
-                                             DROP, Context, Context(), CompiledTable,
-                                             dict(_HOOK_NUM))
-    except (ImportError, AttributeError, TypeError, ValueError, RuntimeError):
-        return False
-    for name, method in methods.items():
-        setattr(Firewall, name, method)
-    return True
+        return _speedups.firewall_methods(Firewall, process_py, Decision,
+                                          Decision(ACCEPT, None), Defrag, _Family, ExpectTable,
+                                          HostModel, engine.Engine, FlowEntry, ACCEPT, DROP,
+                                          Context, Context(), CompiledTable, dict(_HOOK_NUM))
+    # (the flow cache's recording walks the chains in C: engine's bind comes first)
+    return install(Firewall, bind, core.ACCELERATED, engine.ACCELERATED)
 
 
 ACCELERATED: Final = _accelerate()

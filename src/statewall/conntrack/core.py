@@ -16,7 +16,7 @@ Time is always a parameter (``now``, seconds as float in the caller's clock).
 
 from __future__ import annotations
 
-from typing import Callable, Final
+from typing import Any, Callable, Final
 
 from ..packet.packet import AF_INET6, Packet
 from .conn import (
@@ -403,17 +403,13 @@ conntrack_in_py: Final = Tracker.conntrack_in     # the reference the C path mus
 def _accelerate() -> bool:
     """Install the C ``conntrack_in`` (an established TCP segment; everything else is
     ``conntrack_in_py``, called before anything changed). False: it stays pure Python."""
+    from ..accel import install
     from .proto import tcp as _tcp
-    if not _tcp.ACCELERATED:                      # (binds Packet, Conn and Settings)
-        return False
-    try:
+
+    def bind() -> dict[str, Any]:
         from .. import _speedups
-        methods = _speedups.tracker_methods(Tracker, conntrack_in_py, Table, Conn)
-    except (ImportError, AttributeError, TypeError, ValueError, RuntimeError):
-        return False
-    for name, method in methods.items():
-        setattr(Tracker, name, method)
-    return True
+        return _speedups.tracker_methods(Tracker, conntrack_in_py, Table, Conn)
+    return install(Tracker, bind, _tcp.ACCELERATED)   # (tcp binds Packet, Conn, Settings)
 
 
 ACCELERATED: Final = _accelerate()

@@ -249,15 +249,14 @@ run_py: Final = Engine.run
 def _accelerate() -> bool:
     """Install the C ``walk`` and ``run`` (``_chains.c``: native specs of rules/native.py
     tested in C, every other predicate called). False: they stay pure Python."""
-    try:
+    from ..accel import install
+
+    def bind() -> dict[str, Any]:
         from .. import _speedups
         from ..conntrack import conn as ctconn
-        from ..conntrack.conn import Conn
         from ..packet.packet import Packet
-        from . import native
         from . import compile as comp
-        from . import result
-        from .compile import CompiledTable
+        from . import native, result
         from .context import Context
         from .ext import conntrack as ctmatch
         consts = {**native.OPS,
@@ -268,14 +267,10 @@ def _accelerate() -> bool:
                   "IP_CT_UNTRACKED": ctconn.IP_CT_UNTRACKED, "IPS_SRC_NAT": ctconn.IPS_SRC_NAT,
                   "IPS_DST_NAT": ctconn.IPS_DST_NAT, "XT_CONTINUE": result.XT_CONTINUE,
                   "XT_RETURN": result.XT_RETURN}
-        methods = _speedups.chains_bind(Engine, CompiledTable, Context, Packet, Conn,
-                                        RunResult, walk_py, run_py, _VERDICTS, HotDrop,
-                                        TraceRecord, tuple(ctmatch.CTINFO_BIT), consts)
-    except (ImportError, AttributeError, TypeError, ValueError, RuntimeError):
-        return False
-    for name, method in methods.items():
-        setattr(Engine, name, method)
-    return True
+        return _speedups.chains_bind(Engine, comp.CompiledTable, Context, Packet, ctconn.Conn,
+                                     RunResult, walk_py, run_py, _VERDICTS, HotDrop,
+                                     TraceRecord, tuple(ctmatch.CTINFO_BIT), consts)
+    return install(Engine, bind)
 
 
 ACCELERATED: Final = _accelerate()

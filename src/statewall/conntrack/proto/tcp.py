@@ -35,6 +35,7 @@ from array import array
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final
 
+from ...accel import install
 from ...packet import decode
 from ...packet.checksum import l4_checksum_ok
 from ...packet.packet import IPPROTO_TCP
@@ -739,15 +740,10 @@ def _accelerate() -> bool:
         "TCP_MAX_WSCALE": TCP_MAX_WSCALE, "IPS_CONFIRMED": IPS_CONFIRMED,
         "IPS_DYING": IPS_DYING,
     }
-    try:
-        methods = _speedups.tcp_methods(Tcp, TcpPy.error, TcpPy.packet, TcpPy.new,
-                                        _ZERO.__copy__, Conn, Settings, _INDEX, _FLAT, _VALID,
-                                        TIMEOUT_SYSCTLS, SYN_SENT2_TIMEOUT, layout)
-    except (TypeError, ValueError, RuntimeError):     # layout drifted: stay pure
-        return False
-    for name, method in methods.items():
-        setattr(Tcp, name, method)
-    return True
+    # (a layout that drifted makes the bind raise: Tcp stays pure)
+    return install(Tcp, lambda: _speedups.tcp_methods(
+        Tcp, TcpPy.error, TcpPy.packet, TcpPy.new, _ZERO.__copy__, Conn, Settings, _INDEX,
+        _FLAT, _VALID, TIMEOUT_SYSCTLS, SYN_SENT2_TIMEOUT, layout))
 
 
 ACCELERATED: Final = _accelerate()
