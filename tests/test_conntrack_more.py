@@ -40,6 +40,7 @@ from test_conntrack_cli import STATEWALL, Served, _daemon  # noqa: E402
 ROOT = os.geteuid() == 0 and shutil.which("conntrack") is not None \
     and shutil.which("ip") is not None
 TS = "net.netfilter.nf_conntrack_timestamp=1"
+ACCT = "net.netfilter.nf_conntrack_acct=1"
 
 # the command script: creates (every kind of tuple), add, updates (one changes, one not),
 # every output form, get, delete, flush
@@ -64,6 +65,10 @@ SCRIPT = [
     "-o xml",
     "-D -p icmp",
     "-D -p icmpv6 -o xml",
+    "-L -z -f ipv4 -o extended",
+    "-L -z -m 10",
+    "-L expect -z",
+    "-D -z -p udp",
     "-F",
 ]
 SUBSCRIBERS = ["-E", "-E -o xml", "-E -o extended,id,timestamp", "-E -o ktimestamp",
@@ -138,28 +143,25 @@ def run_script(prefix: list[str], env: dict[str, str] | None = None,
 
 
 @contextlib.contextmanager
-def kernel_ns() -> Iterator[list[str]]:
+def kernel_ns(sysctls: tuple[str, ...] = (TS,)) -> Iterator[list[str]]:
     ns = f"sw-ctm-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", TS], check=True)
+        for sc in sysctls:
+            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", sc], check=True)
         yield ["ip", "netns", "exec", ns, "conntrack"]
     finally:
         subprocess.run(["ip", "netns", "delete", ns], check=False)
 
 
-def _kernel_result() -> dict[str, object]:
-    with kernel_ns() as prefix:
-        return run_script(prefix)
+_KERNEL: dict[tuple[str, ...], dict[str, object]] = {}
 
 
-_KERNEL: dict[str, dict[str, object]] = {}
-
-
-def kernel_result() -> dict[str, object]:
-    if "r" not in _KERNEL:
-        _KERNEL["r"] = _kernel_result()
-    return _KERNEL["r"]
+def kernel_result(sysctls: tuple[str, ...] = (TS,)) -> dict[str, object]:
+    if sysctls not in _KERNEL:
+        with kernel_ns(sysctls) as prefix:
+            _KERNEL[sysctls] = run_script(prefix)
+    return _KERNEL[sysctls]
 
 
 def compare(kernel: dict[str, object], ours: dict[str, object]) -> list[str]:
@@ -180,11 +182,11 @@ needs_kernel = pytest.mark.skipif(not ROOT, reason="needs root, iproute2 and con
 
 
 class ServedTs(Served):
-    """The in-process control server, its table keeping start times."""
+    """The in-process control server, its table keeping start times (and ``sysctls``)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, sysctls: tuple[str, ...] = (TS,)) -> None:
         super().__init__(path)
-        self.tracker = Tracker(load_settings("linux", [TS]))
+        self.tracker = Tracker(load_settings("linux", list(sysctls)))
 
     def _run(self) -> None:                  # as the worker's loop: requests, then -E lines
         while not self.stop:
@@ -193,9 +195,12 @@ class ServedTs(Served):
 
 
 @needs_kernel
-def test_kernel_differential_in_process(tmp_path: Path) -> None:
-    kern = kernel_result()
-    srv = ServedTs(str(tmp_path / "ctl.sock"))
+@pytest.mark.parametrize("sysctls", [(TS,), (TS, ACCT)], ids=["timestamps", "accounting"])
+def test_kernel_differential_in_process(tmp_path: Path, sysctls: tuple[str, ...]) -> None:
+    """With nf_conntrack_acct=1 every listed, got and deleted entry and every DESTROY event
+    carries its counters (packets=0 bytes=0 for entries made by -I)."""
+    kern = kernel_result(sysctls)
+    srv = ServedTs(str(tmp_path / "ctl.sock"), sysctls)
     try:
         env = dict(os.environ, STATEWALL_CONTROL=srv.srv.path)
         ours = run_script([STATEWALL, "conntrack"], env, settle=1.0)
@@ -208,6 +213,9 @@ def test_kernel_differential_in_process(tmp_path: Path) -> None:
     kinds = {ln.split("]")[0].strip() + "]" for ln in plain["-E"]}
     assert kinds == {"[NEW]", "[UPDATE]", "[DESTROY]"}
     assert all("[USERSPACE] portid=P" in ln for ln in plain["-E"])
+    listed = [ln for cmd, _, out, _ in ours["commands"] if cmd == "-L"  # type: ignore[misc]
+              for ln in out]
+    assert listed and all(("packets=0 bytes=0" in ln) == (ACCT in sysctls) for ln in listed)
 
 
 # -- delete by rule, prune: in process --------------------------------------------------------
@@ -475,3 +483,27 @@ def test_delete_by_helper_in_process() -> None:
     left = _ops.run(tr, ["-L"], 11.0).out
     assert left.count("\n") == 1 and "dport=80" in left
     assert _ops.run(tr, ["-L", "--helper", "not a name"], 11.0).rc == 2
+
+
+def test_list_zero_shows_the_counters_then_zeroes_them() -> None:
+    """``conntrack -L -z`` as the kernel answers it (GET_CTRZERO, checked in a namespace
+    with nf_conntrack_acct=1 and a ping): each entry is listed with its counters, which are
+    zero afterwards; -z with a filter, another command or the expectation table is refused
+    (the refusals are also in SCRIPT, compared with the real conntrack)."""
+    from statewall.ctl.args import parse
+    tr = Tracker(load_settings("linux", ["net.netfilter.nf_conntrack_acct=1"]))
+    made = ops.execute(tr, parse("-I -s 198.51.100.1 -d 203.0.113.2 -p icmp --icmp-type 8 "
+                                 "--icmp-code 0 --icmp-id 7 -t 30".split()), 1.0)
+    assert made.rc == 0
+    (ct,) = tr.entries(1.0)
+    ct.acct[:] = [2, 168, 2, 168]
+    first = ops.execute(tr, parse(["-L", "-z"]), 1.5)
+    assert "packets=2 bytes=168" in first.out and first.out.count("packets=2") == 2
+    again = ops.execute(tr, parse(["-L"]), 2.0)
+    assert again.out.count("packets=0 bytes=0") == 2 and ct.acct == [0, 0, 0, 0]
+    for argv, why in ((["-L", "-z", "-p", "icmp"], "Can't use -z with filtering parameters"),
+                      (["-L", "expect", "-z"], "Illegal option `--zero' with this command"),
+                      (["-G", "-z", "-p", "icmp"], "Illegal option `--zero' with this command")):
+        with pytest.raises(Exception) as got:
+            parse(argv)
+        assert str(got.value) == why

@@ -69,7 +69,7 @@ def _load(path: str, source: str) -> int:
         try:
             cmd = ctargs.parse(argv)
         except ctargs.ParamError as e:
-            print(f"{PROG}: {e}", file=sys.stderr)
+            sys.stderr.write(e.text())
             return ctargs.EXIT_PARAM
         if cmd.cmd == "load":
             print(f"{PROG}: -R inside -R", file=sys.stderr)
@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         cmd = ctargs.parse(argv)
     except ctargs.ParamError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
+        sys.stderr.write(e.text())
         return ctargs.EXIT_PARAM
     if cmd.cmd == "help":
         print(__doc__)
@@ -97,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
             ctevents.event_kinds(cmd)
             ctevents.ring_size(cmd)
         except ctargs.ParamError as e:
-            print(f"{PROG}: {e}", file=sys.stderr)
+            sys.stderr.write(e.text())
             return ctargs.EXIT_PARAM
         return _events(path, argv, cmd)
     return _send(path, argv, batch=False)

@@ -23,6 +23,11 @@ from ..conntrack.proto.registry import PROTO_NAMES
 class ParamError(Exception):
     """A parameter problem: conntrack's ``exit_error(PARAMETER_PROBLEM, ...)`` (exit 2)."""
 
+    def text(self) -> str:
+        """What conntrack writes to stderr for it: the message and the help hint."""
+        return (f"conntrack v1.4.7 (conntrack-tools): {self}\n"
+                "Try `conntrack -h' or 'conntrack --help' for more information.\n")
+
 
 EXIT_PARAM: Final = 2
 EXIT_FAIL: Final = 1
@@ -352,6 +357,13 @@ def _check(c: Command) -> None:
         c.family = fams.pop()
     if c.any_nat is not None and (c.src_nat is not None or c.dst_nat is not None):
         raise ParamError("Illegal option combination: --any-nat with --src-nat/--dst-nat")
+    if "zero" in c.opts:
+        # -z only dumps the whole table (ctnetlink's GET_CTRZERO): the output form and the
+        # family may be chosen, nothing that filters
+        if c.cmd != "list" or c.table != "conntrack":
+            raise ParamError("Illegal option `--zero' with this command")
+        if set(c.opts) - {"zero", "output", "family"}:
+            raise ParamError("Can't use -z with filtering parameters")
     if c.cmd in ("create", "add"):
         if (c.src is None or c.dst is None) and (c.rsrc is None or c.rdst is None):
             raise ParamError("missing required source and destination addresses")

@@ -179,7 +179,8 @@ class EventHub:
                 continue
             if base is None or tr is None:
                 tr = self.tracker()
-                base = event_line(bits, ct, now, tr.l4[ct.proto])
+                base = event_line(bits, ct, now, tr.l4[ct.proto],
+                                  bool(tr.settings.nf_conntrack_acct))
                 wall = self.wall()
                 stamp = timestamp(wall)
             out = s.cmd.output
@@ -187,7 +188,8 @@ class EventHub:
             if "xml" in out:
                 line = render.xml_flow(ct, now, tr.l4[ct.proto], kind, True, ts,
                                        "ktimestamp" in out, wall - now,
-                                       wall if "timestamp" in out else None, bits) + tail
+                                       wall if "timestamp" in out else None, bits,
+                                       bool(tr.settings.nf_conntrack_acct)) + tail
                 self._push(s, line)
                 continue
             line = base

@@ -163,12 +163,13 @@ def _line(tr: Tracker, ct: Conn, c: Command, now: float, verb: str,
         d["rule"] = ct.rule                  # statewall: the rule that let it in
         return json.dumps(d)
     ts = bool(tr.settings.nf_conntrack_timestamp)
+    acct = bool(tr.settings.nf_conntrack_acct)      # counters only when the table keeps them
     if "xml" in out:
         return render.xml_flow(ct, now, tr.l4[ct.proto], None, True, ts,
-                               "ktimestamp" in out, wall_offset)
+                               "ktimestamp" in out, wall_offset, acct=acct)
     extra = render.timestamp_text(ct, now, wall_offset, False, "ktimestamp" in out) \
         if ts else ""
-    return conntrack_line(ct, now, tr.l4[ct.proto], extended="extended" in out,
+    return conntrack_line(ct, now, tr.l4[ct.proto], acct=acct, extended="extended" in out,
                           with_id="id" in out, extra=extra)
 
 
@@ -341,8 +342,13 @@ def list_(tr: Tracker, c: Command, now: float, wall_offset: float = 0.0) -> Resu
                       "been shown.\n")
     if c.table in ("dying", "unconfirmed"):
         return Result(0, err=_summary(0, "shown"))
-    out = [_line(tr, ct, c, now, "-A", wall_offset) for ct in tr.entries(now)
-           if matches(ct, c)]
+    out = []
+    zero = "zero" in c.opts
+    for ct in tr.entries(now):
+        if matches(ct, c):
+            out.append(_line(tr, ct, c, now, "-A", wall_offset))
+            if zero:                           # -z: each entry's counters, once shown
+                ct.acct[:] = [0, 0, 0, 0]
     return Result(0, _lines(out, c), _summary(len(out), "shown"))
 
 
@@ -422,7 +428,7 @@ def run(tr: Tracker, argv: list[str], now: float, batch: bool = False,
         c = parse(argv)
         return execute(tr, c, now, batch, wall_offset)
     except ParamError as e:
-        return Result(2, err=f"conntrack v1.4.7 (conntrack-tools): {e}\n")
+        return Result(2, err=e.text())
 
 
 __all__ = ["Result", "execute", "matches", "run", "save_line", "STATUS_NAMES", "proto_name"]

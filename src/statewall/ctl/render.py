@@ -55,7 +55,7 @@ def timestamp_text(ct: Conn, now: float, wall_offset: float, destroy: bool,
     return s
 
 
-def _meta(t: Tuple, l3: int, direction: str) -> str:
+def _meta(t: Tuple, l3: int, direction: str, counters: tuple[int, int] | None = None) -> str:
     fam = "ipv4" if l3 == 2 else "ipv6"
     p = t[2]
     s = (f'<meta direction="{direction}"><layer3 protonum="{l3}" protoname="{fam}">'
@@ -65,20 +65,28 @@ def _meta(t: Tuple, l3: int, direction: str) -> str:
         s += f"<sport>{t[3]}</sport><dport>{t[4]}</dport>"
     elif p == 47:
         s += f"<srckey>0x{t[3]:x}</srckey><dstkey>0x{t[4]:x}</dstkey>"
-    return s + "</layer4></meta>"
+    s += "</layer4>"
+    if counters is not None:
+        s += f"<counters><packets>{counters[0]}</packets><bytes>{counters[1]}</bytes></counters>"
+    return s + "</meta>"
 
 
 def xml_flow(ct: Conn, now: float, l4: L4Tracker, kind: str | None = None,
              with_id: bool = True, timestamps: bool = False, ktimestamp: bool = False,
-             wall_offset: float = 0.0, when: float | None = None, bits: int = 0) -> str:
+             wall_offset: float = 0.0, when: float | None = None, bits: int = 0,
+             acct: bool = False) -> str:
     """One ``<flow>`` element. kind: None for a dump/get (with ``<use>``), else the event
     kind ``[NEW]``/``[UPDATE]``/``[DESTROY]`` and its IPCT_* bits (what ctnetlink put in
     the message). timestamps: the table keeps start times (nf_conntrack_timestamp).
-    when: the event's UNIX time for ``-o timestamp``."""
+    when: the event's UNIX time for ``-o timestamp``. acct: the table keeps counters
+    (nf_conntrack_acct): a dump, a get and a DESTROY event carry them."""
     destroy = kind == "[DESTROY]"
     event = kind is not None
     head = "<flow>" if kind is None else f'<flow type="{_FLOW_TYPE[kind]}">'
-    s = head + _meta(ct.orig, ct.l3num, "original") + _meta(ct.reply, ct.l3num, "reply")
+    count = acct and (destroy or not event)
+    a = ct.acct
+    s = head + _meta(ct.orig, ct.l3num, "original", (a[0], a[1]) if count else None) + \
+        _meta(ct.reply, ct.l3num, "reply", (a[2], a[3]) if count else None)
     s += '<meta direction="independent">'
     st = l4.state_name(ct) if ct.proto == 6 else None
     if st is not None and (not event or destroy or bits & (IPCT_PROTOINFO | IPCT_NEW
