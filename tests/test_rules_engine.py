@@ -394,3 +394,27 @@ def test_engine_is_reusable_and_deterministic(n: int) -> None:
     for k in range(12):
         p = IP(src=A, dst=B) / UDP(dport=k)
         assert a.send(p).source == b.send(p).source
+
+
+def test_string_match_searches_from_the_network_header() -> None:
+    """xt_string: offsets count from the IP header, the whole pattern must end before
+    --to, --icase folds through the kernel's toupper (Latin-1 too), ! inverts; the kernel's
+    answers for the same cases are in corpus/rules_string (recorded in a namespace)."""
+    from statewall.rules.errors import OptionError
+    from statewall.rules.ext.string import parse_hex_string
+    eng = Engine(load(
+        "*filter\n:FORWARD DROP [0:0]\n"
+        "-A FORWARD -m string --string edge --algo bm --from 28 --to 40 -j ACCEPT\n"
+        "-A FORWARD -m string --hex-string |e9| --algo kmp --icase -j ACCEPT\n"
+        "-A FORWARD -m string ! --string x --algo bm -j ACCEPT\nCOMMIT\n", "t", 4))
+    cases = [(b"12345678edgex", "filter/FORWARD#1"),        # "edge" ends at 40
+             (b"123456789edgex", "filter/FORWARD policy"),  # ends at 41, and has an x
+             (b"x\xc9", "filter/FORWARD#2"),                # 0xC9: the upper case of 0xE9
+             (b"plain", "filter/FORWARD#3")]
+    for payload, source in cases:
+        p = decode_ip(raw(IP(src="198.51.100.2", dst="203.0.113.2") /
+                          UDP(sport=1000, dport=9) / payload))
+        assert eng.run("filter", "FORWARD", p, Context(now=1.0)).source == source, payload
+    assert parse_hex_string("a|41 42|b\\|c") == b"aABb|c"   # \\ escapes one byte
+    with pytest.raises(OptionError, match="Invalid hex block"):
+        parse_hex_string("|0|")               # (iptables 1.8.9 says the same)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from . import (connlimit, conntrack, counting, icmp, ipheader, ipsec, mark, misc, nat, ratelimit,
-               recent, targets, tcpudp)
+               recent, string, targets, tcpudp)
 from .base import MatchExt, TargetExt
 
 # (name, family) -> extension; family 0 serves both
@@ -33,6 +33,7 @@ _MATCHES: Final[dict[tuple[str, int], MatchExt]] = {
     ("recent", 0): recent.RECENT,
     ("comment", 0): misc.COMMENT,
     ("length", 0): misc.LENGTH,
+    ("string", 0): string.STRING,
     ("ttl", 4): misc.TTL,
     ("hl", 6): misc.HL,
     ("pkttype", 0): misc.PKTTYPE,
@@ -74,7 +75,7 @@ UNSUPPORTED_MATCHES: Final = frozenset((
     "bpf", "cgroup", "cluster", "connlabel", "cpu", "dccp", "devgroup", "dst", "eui64",
     "frag", "hbh", "ipcomp", "ipv6header", "ipvs", "mac", "mh", "nfacct", "osf", "owner",
     "physdev", "policy", "rateest", "realm", "rpfilter", "rt", "sctp", "set", "socket", "srh",
-    "string", "time", "u32", "udplite",
+    "time", "u32", "udplite",
 ))
 UNSUPPORTED_TARGETS: Final = frozenset((
     "AUDIT", "CHECKSUM", "CLASSIFY", "CONNSECMARK", "DNPT", "DSCP", "ECN", "HL", "HMARK",
