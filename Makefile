@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEBS    := conntrack iptables tcpdump iproute2 socat iputils-ping vsftpd tftpd-hpa tftp-hpa \
-           lftp curl procps tmux postgresql
+           lftp curl procps tmux postgresql ipset
 PYTEST_ARGS ?=
 
 .PHONY: all setup debs demo test typecheck bench clean

@@ -75,7 +75,8 @@ def test_recording_is_consistent(name: str) -> None:
     assert k["versions"]["kernel"]
     scn = load_scenario(SCENARIOS[name])
     assert k["requires"] == list(scn.requires)
-    assert k["rules_input"] == {"ipv4": scn.rules_v4.strip(), "ipv6": scn.rules_v6.strip()}
+    assert k["rules_input"] == {"ipv4": scn.rules_v4.strip(), "ipv6": scn.rules_v6.strip(),
+                                **({"ipset": scn.ipsets.strip()} if scn.ipsets else {})}
     pk = k["packets"]
     assert [p["n"] for p in pk] == list(range(1, len(pk) + 1))
     assert len(frames) == len(pk) > 0

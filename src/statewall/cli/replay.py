@@ -27,7 +27,7 @@ from .. import gcpolicy
 from ..firewall import HOLD, Decision, Emitted, Firewall
 from ..host import HostModel, parse_iface, parse_route
 from ..io.capture import CaptureError, Frame, open_capture, CaptureReader
-from ..io.config import LoadError, load_ruleset, load_settings
+from ..io.config import LoadError, load_ipsets, load_ruleset, load_settings
 from ..packet.decode import decode_ip
 from ..packet.link import ETH_P_IP, ETH_P_IPV6, l3_offset
 from ..packet.packet import Packet, ParseError
@@ -49,6 +49,9 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules6", metavar="FILE",
                    help="IPv6 rule set in ip6tables-save syntax (without it IPv6 packets see "
                         "empty tables, as on a kernel with no ip6tables rules)")
+    p.add_argument("--ipset", action="append", default=[], metavar="FILE",
+                   help="IP sets for -m set / -j SET, as `ipset save` prints them "
+                        "(repeatable)")
     p.add_argument("--iface", action="append", default=[], metavar="NAME=ADDR/PLEN[,...]",
                    help="an interface of the firewall host and its addresses; packets to "
                         "them go to INPUT, packets from them with no input interface are "
@@ -117,12 +120,20 @@ def build_settings(profile: str, items: list[str]) -> Settings:
     return load_settings(profile, items)
 
 
-def load_rules(path: str | None, family: int) -> Any:
+def load_rules(path: str | None, family: int, sets: Any = None) -> Any:
     """Parse a rule file (None: no rule set). Raises UsageError naming file and line."""
     if path is None:
         return None
     try:
-        return load_ruleset(path, family)
+        return load_ruleset(path, family, sets)
+    except LoadError as e:
+        raise UsageError(str(e)) from None
+
+
+def load_sets(args: argparse.Namespace) -> Any:
+    """The ``--ipset`` files (one registry; None without any). Raises UsageError."""
+    try:
+        return load_ipsets(getattr(args, "ipset", []))
     except LoadError as e:
         raise UsageError(str(e)) from None
 
@@ -138,8 +149,9 @@ def build_firewall(args: argparse.Namespace, trace: bool = False,
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"{e.filename}: {e.strerror}") from None
-    rules4 = load_rules(rules4_path if rules4_path is not None else args.rules, 4)
-    rules6 = load_rules(args.rules6, 6)
+    sets = load_sets(args)          # (each firewall its own copy: SET changes them)
+    rules4 = load_rules(rules4_path if rules4_path is not None else args.rules, 4, sets)
+    rules6 = load_rules(args.rules6, 6, sets)
     fw = Firewall(settings, rules4=rules4, rules6=rules6, host=host, trace=trace)
     return fw, host
 

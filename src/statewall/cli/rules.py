@@ -18,6 +18,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..io.config import LoadError, load_ipsets
 from ..rules.errors import ConfigError
 from ..rules.listing import list_ruleset
 from ..rules.model import Ruleset
@@ -39,6 +40,9 @@ def add_parser(sub: Any) -> None:
         q.add_argument("file", help="rule file ('-' for standard input)")
         q.add_argument("-6", dest="ipv6", action="store_true",
                        help="an IPv6 rule set (ip6tables-restore / ip6tables-save)")
+        q.add_argument("--ipset", action="append", default=[], metavar="FILE",
+                       help="IP sets the rules may name (-m set, -j SET), as `ipset save` "
+                            "prints them (repeatable)")
         if name == "save":
             q.add_argument("-c", "--counters", action="store_true",
                            help="keep and print packet and byte counters")
@@ -62,16 +66,21 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def load_file(path: str, family: int, counters: bool = False) -> Ruleset:
+def load_file(path: str, family: int, counters: bool = False, sets: Any = None) -> Ruleset:
     """Read and parse; raises OSError or ConfigError."""
     name = "<stdin>" if path == "-" else path
-    return load(_read(path), name, family, counters)
+    return load(_read(path), name, family, counters, sets)
 
 
 def run(args: argparse.Namespace) -> int:
     family = 6 if args.ipv6 else 4
     try:
-        rs = load_file(args.file, family, getattr(args, "counters", False))
+        sets = load_ipsets(getattr(args, "ipset", []))
+    except LoadError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    try:
+        rs = load_file(args.file, family, getattr(args, "counters", False), sets)
     except OSError as e:
         print(f"statewall rules: {args.file}: {e.strerror}", file=sys.stderr)
         return 2

@@ -27,6 +27,9 @@ def add_parser(sub: Any) -> None:
                     "files, SIGTERM saves the table and stops.")
     p.add_argument("--rules", metavar="FILE", help="IPv4 rule set (iptables-save format)")
     p.add_argument("--rules6", metavar="FILE", help="IPv6 rule set (ip6tables-save format)")
+    p.add_argument("--ipset", action="append", default=[], metavar="FILE",
+                   help="IP sets for -m set / -j SET, as `ipset save` prints them "
+                        "(repeatable; read again on reload)")
     p.add_argument("--sysctl", action="append", default=[], metavar="K=V",
                    help="a conntrack setting by sysctl name, or @FILE (sysctl.conf syntax)")
     p.add_argument("--profile", choices=PROFILES, default="linux")
@@ -94,7 +97,8 @@ def config_from(args: argparse.Namespace) -> Any:
         first, last = parse_queues(args.queue or "0")
     if args.checkpoint < 0 or args.stats_interval < 0 or args.queue_maxlen < 1:
         raise ValueError("--checkpoint/--stats-interval must be >= 0, --queue-maxlen >= 1")
-    return Config(rules4=args.rules, rules6=args.rules6, sysctls=list(args.sysctl),
+    return Config(rules4=args.rules, rules6=args.rules6, ipsets=list(args.ipset),
+                  sysctls=list(args.sysctl),
                   profile=args.profile, first_queue=first, last_queue=last,
                   state_file=args.state_file, fail_open=args.fail_open,
                   kernel_setup=not args.no_kernel_setup, backend=args.kernel_backend,

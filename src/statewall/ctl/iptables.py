@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Final
+from typing import Any, Callable, Final
 
 from ..rules import ext
 from ..rules.check import RuleCheckError, check_table
@@ -140,10 +140,11 @@ class _WChain:
 class _Work:
     family: int
     tables: dict[str, dict[str, _WChain]] = field(default_factory=dict)
+    sets: Any = None                       # the rule set's IP sets, kept across edits
 
     @classmethod
     def of(cls, rs: Ruleset) -> _Work:
-        w = cls(rs.family)
+        w = cls(rs.family, sets=rs.sets)
         for t in rs.tables:
             w.tables[t.name] = {c.name: _WChain(c.name, c.policy, c.counters,
                                                 [(r, (c.name, k)) for k, r in enumerate(c.rules)],
@@ -170,7 +171,7 @@ class _Work:
                 for c in builtins + users)))
             origins[tname] = {c.name: (c.keep_policy, [o for _, o in c.rules])
                               for c in builtins + users}
-        return Change(Ruleset(self.family, tuple(tables)), origins)
+        return Change(Ruleset(self.family, tuple(tables), self.sets), origins)
 
 
 def _zeroed(r: Rule) -> Rule:
@@ -205,7 +206,7 @@ def iptables(rs: Ruleset, argv: list[str], live: Callable[[], Counters]) -> Outc
         return Outcome(out=f"{tool} {VERSION}\n\n" + USAGE.replace("TOOL", tool))
     try:
         cmd = RuleParser(rs.family, "filter", chains_of("filter"), cli=True,
-                         chains_of=chains_of).parse(list(argv))
+                         chains_of=chains_of, sets=rs.sets).parse(list(argv))
     except OptionError as e:
         return Outcome(2, err=param_error(tool, e.message))
     if not cmd.cmd:
@@ -422,7 +423,7 @@ class _RestoreLoader(_Loader):
 
     def __init__(self, file: str, family: int, counters: bool, base: Ruleset,
                  noflush: bool) -> None:
-        super().__init__(file, family, counters)
+        super().__init__(file, family, counters, base.sets)
         self.base = base
         self.noflush = noflush
 

@@ -31,16 +31,35 @@ def load_settings(profile: str, items: list[str]) -> Settings:
     return Settings(profile, pairs)
 
 
-def load_ruleset(path: str, family: int) -> Any:
-    """Parse an iptables-restore (family 4) or ip6tables-restore (6) file."""
+def load_ruleset(path: str, family: int, sets: Any = None) -> Any:
+    """Parse an iptables-restore (family 4) or ip6tables-restore (6) file; ``sets``: the
+    IP sets its rules may name (``load_ipsets``)."""
     from ..rules.errors import ConfigError
     from ..rules.parse import parse_ruleset
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise LoadError(f"{path}: {e.strerror}") from None
-    try:
-        return parse_ruleset(text, path, family)
+        return parse_ruleset(_read(path), path, family, sets=sets)
     except ConfigError as e:
         raise LoadError(str(e)) from None
+
+
+def load_ipsets(paths: list[str]) -> Any:
+    """``ipset save`` files into one statewall.ipset.Registry (None when there are none)."""
+    if not paths:
+        return None
+    from ..ipset import load
+    from ..rules.errors import ConfigError
+    reg = None
+    for path in paths:
+        try:
+            reg = load(_read(path), path, reg)
+        except ConfigError as e:
+            raise LoadError(str(e)) from None
+    return reg
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
+    except OSError as e:
+        raise LoadError(f"{path}: {e.strerror}") from None

@@ -232,7 +232,8 @@ class _Statewall:
         r4, r6 = model.rules_text(k.get("rules_input"))
         host = model.host_from(k.get("topology", {}))
         self.tracker = _ObservedTracker(settings)
-        self.fw: Firewall = model.build_firewall(settings, r4, r6, host, self.tracker)
+        self.fw: Firewall = model.build_firewall(settings, r4, r6, host, self.tracker,
+                                                 model.ipsets_text(k.get("rules_input")))
         self.events: list[tuple[float, str]] = []
         l4 = self.fw.tracker.l4
 

@@ -54,7 +54,8 @@ def statewall_egress(k: Mapping[str, Any], frames: Iterable[Frame]) -> list[Emit
     settings = model.settings_from(k.get("sysctls", {}))
     r4, r6 = model.rules_text(k.get("rules_input"))
     host = model.host_from(k.get("topology", {}))
-    fw = model.build_firewall(settings, r4, r6, host)
+    fw = model.build_firewall(settings, r4, r6, host,
+                              ipsets=model.ipsets_text(k.get("rules_input")))
     fw.want_output = True
     kpk = {p["n"]: p for p in k.get("packets", [])}
     out: list[Emit] = []

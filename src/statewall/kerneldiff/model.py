@@ -118,7 +118,8 @@ def has_rules(rules_v4: str, rules_v6: str) -> bool:
 
 
 def build_firewall(settings: Settings, rules_v4: str = "", rules_v6: str = "",
-                   host: HostModel | None = None, tracker: Tracker | None = None) -> Firewall:
+                   host: HostModel | None = None, tracker: Tracker | None = None,
+                   ipsets: str = "") -> Firewall:
     """The firewall to replay a recording through.
 
     With the rule engine wired (``RULES_WIRED``) the rulesets are parsed and passed on;
@@ -129,7 +130,16 @@ def build_firewall(settings: Settings, rules_v4: str = "", rules_v6: str = "",
     kw: dict[str, Any] = {"tracker": tracker} if tracker is not None else {}
     if "host" in _PARAMS and host is not None:
         kw["host"] = host
-    if RULES_WIRED and _PARSER is not None:
+    if RULES_WIRED and _PARSER is not None and ipsets.strip():
+        # fw's IP sets (``ipset restore`` text): the rules that name them need them
+        from ..ipset import load as load_sets
+        from ..rules.parse import parse_ruleset
+        sets = load_sets(ipsets, "<ipset>")
+        kw["rules4"] = parse_ruleset(rules_v4, "<rules>", 4, sets=sets) \
+            if rules_v4.strip() else None
+        kw["rules6"] = parse_ruleset(rules_v6, "<rules6>", 6, sets=sets) \
+            if rules_v6.strip() else None
+    elif RULES_WIRED and _PARSER is not None:
         kw["rules4"] = _PARSER(rules_v4, 4) if rules_v4.strip() else None
         kw["rules6"] = _PARSER(rules_v6, 6) if rules_v6.strip() else None
     made: Firewall = fw_cls(settings, **kw)
@@ -141,6 +151,11 @@ def rules_text(rules_input: Mapping[str, str] | None) -> tuple[str, str]:
     if not rules_input:
         return "", ""
     return rules_input.get("ipv4", "") or "", rules_input.get("ipv6", "") or ""
+
+
+def ipsets_text(rules_input: Mapping[str, str] | None) -> str:
+    """fw's IP sets (``ipset restore`` text) from ``kernel.json``'s ``rules_input``."""
+    return (rules_input or {}).get("ipset", "") or ""
 
 
 def missing_features(requires: Sequence[str]) -> list[str]:

@@ -707,6 +707,8 @@ def record(scn: Scenario, *, prefix: str | None = None, log: Log | None = None) 
         topo.up(live_peers=scn.is_live, extra_v6=v6)
         say(f"{scn.name}: lab {topo.prefix} up (live peers: {scn.is_live})")
         sysctls = topo.sysctl("fw", dict(scn.sysctls))
+        if scn.ipsets.strip():
+            topo.run("fw", ["ipset", "restore"], input=scn.ipsets.strip() + "\n")
         if scn.rules_v4.strip():
             topo.run("fw", ["iptables-restore", "--noflush"], input=scn.rules_v4.strip() + "\n")
         if scn.rules_v6.strip():
@@ -770,7 +772,8 @@ def record(scn: Scenario, *, prefix: str | None = None, log: Log | None = None) 
                 "routes": [list(r) for r in topo.route_table],
             },
             "sysctls": sysctls,
-            "rules_input": {"ipv4": scn.rules_v4.strip(), "ipv6": scn.rules_v6.strip()},
+            "rules_input": {"ipv4": scn.rules_v4.strip(), "ipv6": scn.rules_v6.strip(),
+                            **({"ipset": scn.ipsets.strip()} if scn.ipsets.strip() else {})},
             "rules": saved,
             "snapshot_policy": scn.snapshots,
         }

@@ -132,7 +132,8 @@ class Scenario:
     """A named sequence of steps plus the fw configuration to run it under.
 
     ``rules_v4``/``rules_v6``: iptables-restore / ip6tables-restore text loaded into fw
-    (with ``--noflush``) before the lab's own observation rules.  ``requires``: what the
+    (with ``--noflush``) before the lab's own observation rules; ``ipsets``: ``ipset
+    restore`` text loaded into fw before them.  ``requires``: what the
     statewall side needs to reproduce the kernel (``"rules"``: the rule engine).
     ``fw_silent``: fw's own stack may not send anything (its TCP resets, ICMP errors, echo
     replies, ND...: raw OUTPUT DROP for every packet not sent by a ``Send("fw", ...)``
@@ -150,6 +151,7 @@ class Scenario:
     sysctls: Mapping[str, str | int] = field(default_factory=dict)
     rules_v4: str = ""  # iptables-restore text (applied with --noflush)
     rules_v6: str = ""  # ip6tables-restore text
+    ipsets: str = ""  # ipset restore text (before the rules: they may name the sets)
     live_peers: bool | None = None  # default: True iff there is a Run step
     pace: bool | None = None  # space the peers' packets (default: iff live peers)
     settle: float = 0.05  # seconds between seeing a packet and listing the table

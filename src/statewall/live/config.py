@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..conntrack.core import Tracker
 from ..conntrack.sysctl import Settings
-from ..io.config import LoadError, load_ruleset, load_settings
+from ..io.config import LoadError, load_ipsets, load_ruleset, load_settings
 from ..firewall import Firewall
 from ..host import HostModel
 
@@ -26,6 +26,7 @@ class RulesError(Exception):
 class Config:
     rules4: str | None = None
     rules6: str | None = None
+    ipsets: list[str] = field(default_factory=list)     # ipset save files (-m set, -j SET)
     sysctls: list[str] = field(default_factory=list)
     profile: str = "linux"
     first_queue: int = 0
@@ -88,18 +89,23 @@ Loader = Callable[[Config], Rules]
 Builder = Callable[[Settings, Tracker, Rules, HostModel], Firewall]
 
 
-def _parse_file(path: str, family: int) -> Any:
+def _parse_file(path: str, family: int, sets: Any = None) -> Any:
     """One iptables-save file through the rule engine's parser (issue 3)."""
     try:
-        return load_ruleset(path, family)
+        return load_ruleset(path, family, sets)
     except LoadError as e:
         raise RulesError(str(e)) from None
 
 
 def load_rules(cfg: Config) -> Rules:
-    """Both rule files, or RulesError: either both load or neither is used."""
-    r4 = _parse_file(cfg.rules4, 4) if cfg.rules4 else None
-    r6 = _parse_file(cfg.rules6, 6) if cfg.rules6 else None
+    """Both rule files (and the IP sets they name, read again with them), or RulesError:
+    either both load or neither is used."""
+    try:
+        sets = load_ipsets(cfg.ipsets)
+    except LoadError as e:
+        raise RulesError(str(e)) from None
+    r4 = _parse_file(cfg.rules4, 4, sets) if cfg.rules4 else None
+    r6 = _parse_file(cfg.rules6, 6, sets) if cfg.rules6 else None
     return r4, r6
 
 

@@ -257,10 +257,14 @@ class WorkerIptables:
         w = self.w
         fam = int(req.get("family", 4))
         try:
-            loader = CachedLoader("<iptables>", fam, self.parsed[fam])
+            mine = self._engine(w.fw, fam)
+            other = self._engine(w.fw, 10 - fam)
+            # the worker's own IP sets (from the files it loaded) stay those of the edit
+            sets = next((e.ruleset.sets for e in (mine, other)
+                         if e is not None and e.ruleset.sets is not None), None)
+            loader = CachedLoader("<iptables>", fam, self.parsed[fam], sets)
             rs = loader.run(str(req["text"]))
             self.parsed[fam] = loader.used
-            other = self._engine(w.fw, 10 - fam)
             rules = (rs, other.ruleset if other else None) if fam == 4 else \
                 (other.ruleset if other else None, rs)
             new = w.builder(w.settings, w.tracker, rules, w.host)
@@ -296,8 +300,9 @@ class CachedLoader(_Loader):
     its counters, the table's user chains) to (chain, the rules the line made); ``used``
     is the cache for the next change (only what this rule set has: bounded)."""
 
-    def __init__(self, file: str, family: int, cache: dict[Any, Any]) -> None:
-        super().__init__(file, family, True)
+    def __init__(self, file: str, family: int, cache: dict[Any, Any],
+                 sets: Any = None) -> None:
+        super().__init__(file, family, True, sets)
         self.cache = cache
         self.used: dict[Any, Any] = {}
 

@@ -17,7 +17,7 @@ Follows iptables/xshared.c ``do_parse``, ``command_default``, ``command_match``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Final
+from typing import Any, Callable, Final
 
 from . import ext as registry
 from .addr import parse_multiple
@@ -111,9 +111,10 @@ class RuleParser:
     the table (for -j/-g), ``table`` is the table the line belongs to."""
 
     def __init__(self, family: int, table: str, user_chains: frozenset[str],
-                 cli: bool = False, chains_of: Callable[[str], frozenset[str]] | None = None
-                 ) -> None:
+                 cli: bool = False, chains_of: Callable[[str], frozenset[str]] | None = None,
+                 sets: Any = None) -> None:
         self.family = family
+        self.sets = sets            # the IP sets -m set / -j SET may name
         self.table = table
         self.user_chains = user_chains
         # cli: parse an ``iptables`` command line (-L -S -C -t -v allowed; iptables'
@@ -522,7 +523,7 @@ class RuleParser:
         dsts = parse_multiple(dst, fam, "--destination") if dst is not None else [zero]
         if (len(srcs) > 1 or len(dsts) > 1) and inv & (INV_SRCIP | INV_DSTIP):
             raise OptionError("! not allowed with multiple source or destination IP addresses")
-        rc = RuleCtx(fam, self.table, chain, proto, bool(inv & INV_PROTO))
+        rc = RuleCtx(fam, self.table, chain, proto, bool(inv & INV_PROTO), self.sets)
         matches = []
         for inst in self.matches:
             inst.seen.finish()

@@ -81,14 +81,15 @@ class CompiledTable:
 def compile_ruleset(rs: Ruleset, shared: dict[str, Any]) -> dict[str, CompiledTable]:
     out: dict[str, CompiledTable] = {}
     for table in rs.tables:
-        out[table.name] = compile_table(table, rs.family, shared)
+        out[table.name] = compile_table(table, rs.family, shared, rs.sets)
     return out
 
 
-def compile_table(table: Table, family: int, shared: dict[str, Any]) -> CompiledTable:
+def compile_table(table: Table, family: int, shared: dict[str, Any],
+                  sets: Any = None) -> CompiledTable:
     ct = CompiledTable(table.name)
     index = {c.name: k for k, c in enumerate(table.chains)}
-    env = Env(family, shared)
+    env = Env(family, shared, sets)
     env.table = table.name
     pkts: list[int] = []
     nbytes: list[int] = []

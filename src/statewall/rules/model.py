@@ -13,8 +13,8 @@ the engine's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 # enum nf_inet_hooks
 HOOKS: Final[dict[str, int]] = {"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3,
@@ -127,6 +127,9 @@ class Table:
 class Ruleset:
     family: int                 # 4 or 6
     tables: tuple[Table, ...]   # in the order the file committed them
+    # the IP sets its rules may name (statewall.ipset.Registry; None: none), shared, not
+    # compared: the sets live beside the rules, as the kernel's do
+    sets: Any = field(default=None, compare=False)
 
     def table(self, name: str) -> Table | None:
         for t in self.tables:

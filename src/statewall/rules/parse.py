@@ -17,7 +17,7 @@ its policies, as iptables-restore does. ``counters=True`` is ``iptables-restore 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from . import ext
 from .check import RuleCheckError, check_table
@@ -59,15 +59,17 @@ def _counters_text(text: str) -> tuple[int, int] | None:
 
 
 def load(text: str, file: str = "<rules>", family: int = 4,
-         counters: bool = False) -> Ruleset:
-    """Parse a whole restore file. Raises ConfigError(file, line, message)."""
-    return _Loader(file, family, counters).run(text)
+         counters: bool = False, sets: Any = None) -> Ruleset:
+    """Parse a whole restore file. Raises ConfigError(file, line, message). ``sets``: the
+    IP sets (statewall.ipset.Registry) ``-m set`` / ``-j SET`` may name."""
+    return _Loader(file, family, counters, sets).run(text)
 
 
 class _Loader:
-    def __init__(self, file: str, family: int, counters: bool) -> None:
+    def __init__(self, file: str, family: int, counters: bool, sets: Any = None) -> None:
         if family not in (4, 6):
             raise ValueError("family must be 4 or 6")
+        self.sets = sets
         self.file = file
         self.family = family
         self.counters = counters
@@ -100,7 +102,7 @@ class _Loader:
         if self.cur is not None:
             raise self.err(f"COMMIT expected: table {self.cur.name} opened at line "
                            f"{self.cur.line} is never committed")
-        return Ruleset(self.family, tuple(self.committed.values()))
+        return Ruleset(self.family, tuple(self.committed.values()), self.sets)
 
     # -- structure -------------------------------------------------------------------
     def _start(self, name: str) -> None:
@@ -187,7 +189,7 @@ class _Loader:
             prefix = ctr
             body = body[end + 1:]
         words = tokenize(body)
-        cmd = RuleParser(self.family, cur.name, cur.user_chains()).parse(words)
+        cmd = RuleParser(self.family, cur.name, cur.user_chains(), sets=self.sets).parse(words)
         if not cmd.cmd:
             return
         src = Source(self.file, self.lineno)
@@ -324,6 +326,6 @@ def _retarget(r: Rule, old: str, new: str) -> Rule:
 
 
 def parse_ruleset(text: str, file: str = "<rules>", family: int = 4,
-                  counters: bool = False) -> Ruleset:
+                  counters: bool = False, sets: Any = None) -> Ruleset:
     """The same as ``load`` (the name the front ends use)."""
-    return load(text, file, family, counters)
+    return load(text, file, family, counters, sets)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from . import (connlimit, conntrack, counting, icmp, ipheader, ipsec, mark, misc, nat, ratelimit,
-               recent, string, targets, tcpudp)
+from . import (connlimit, conntrack, counting, icmp, ipheader, ipsec, ipset, mark, misc, nat,
+               ratelimit, recent, string, targets, tcpudp)
 from .base import MatchExt, TargetExt
 
 # (name, family) -> extension; family 0 serves both
@@ -48,6 +48,7 @@ _MATCHES: Final[dict[tuple[str, int], MatchExt]] = {
     ("ah", 6): ipsec.AH6,
     ("quota", 0): counting.QUOTA,
     ("statistic", 0): counting.STATISTIC,
+    ("set", 0): ipset.SET_MATCH,
 }
 
 _TARGETS: Final[dict[tuple[str, int], TargetExt]] = {
@@ -65,6 +66,7 @@ _TARGETS: Final[dict[tuple[str, int], TargetExt]] = {
     ("MASQUERADE", 0): nat.MASQUERADE,
     ("REDIRECT", 0): nat.REDIRECT,
     ("NETMAP", 0): nat.NETMAP,
+    ("SET", 0): ipset.SET_TARGET,
 }
 
 # xtables_find_match's special case
@@ -74,12 +76,12 @@ MATCH_ALIASES: Final = {"icmpv6": "icmp6", "ipv6-icmp": "icmp6"}
 UNSUPPORTED_MATCHES: Final = frozenset((
     "bpf", "cgroup", "cluster", "connlabel", "cpu", "dccp", "devgroup", "dst", "eui64",
     "frag", "hbh", "ipcomp", "ipv6header", "ipvs", "mac", "mh", "nfacct", "osf", "owner",
-    "physdev", "policy", "rateest", "realm", "rpfilter", "rt", "sctp", "set", "socket", "srh",
+    "physdev", "policy", "rateest", "realm", "rpfilter", "rt", "sctp", "socket", "srh",
     "time", "u32", "udplite",
 ))
 UNSUPPORTED_TARGETS: Final = frozenset((
     "AUDIT", "CHECKSUM", "CLASSIFY", "CONNSECMARK", "DNPT", "DSCP", "ECN", "HL", "HMARK",
-    "IDLETIMER", "LED", "RATEEST", "SECMARK", "SET", "SNPT", "SYNPROXY", "TCPMSS",
+    "IDLETIMER", "LED", "RATEEST", "SECMARK", "SNPT", "SYNPROXY", "TCPMSS",
     "TCPOPTSTRIP", "TEE", "TOS", "TPROXY", "TTL", "ULOG", "MIRROR", "SAME", "ERROR",
 ))
 

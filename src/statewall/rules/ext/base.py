@@ -145,6 +145,7 @@ class RuleCtx:
     chain: str
     proto: int          # -p value (0: any)
     invproto: bool      # ! -p
+    sets: Any = None    # the IP sets rules may name (statewall.ipset.Registry), or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +163,15 @@ class Env:
     """Compile-time environment: family, position of the rule, and ``shared`` - per-engine
     state stateful matches share by name (hashlimit/recent tables)."""
 
-    __slots__ = ("family", "table", "chain", "rulenum", "shared")
+    __slots__ = ("family", "table", "chain", "rulenum", "shared", "sets")
 
-    def __init__(self, family: int, shared: dict[str, Any]) -> None:
+    def __init__(self, family: int, shared: dict[str, Any], sets: Any = None) -> None:
         self.family = family
         self.table = ""
         self.chain = ""
         self.rulenum = 0
         self.shared = shared
+        self.sets = sets            # statewall.ipset.Registry (-m set, -j SET) or None
 
 
 class Ext:
