@@ -89,6 +89,7 @@ def test_save_file_types_and_elements() -> None:
     ("create a hash:ip\ncreate a hash:ip", 2, "same name already exists"),
     ("flush a", 1, "reads 'create' and 'add' lines"),
     ("create a hash:ip,port\nadd a 198.51.100.1", 2, "elements have 2 parts"),
+    ("create a hash:net netmask 24", 1, "netmask is for hash:ip and bitmap:ip"),
 ])
 def test_save_file_errors_name_the_line(text: str, line: int, why: str) -> None:
     with pytest.raises(ConfigError) as e:
@@ -163,6 +164,10 @@ def test_timeouts_exist_and_maxelem() -> None:
     assert change(reg, t, udp("198.51.100.4"), (True,), True, None, False, 141.0)  # .2 expired
     assert change(reg, t, udp("198.51.100.3"), (True,), False, None, False, 141.0)   # del
     assert not matches(reg, t, udp("198.51.100.3"), (True,), False, 141.0)
+    web = reg.sets["web"]                              # no timeout support: --timeout ignored
+    p80 = pkt(IP(src="198.51.100.2", dst="203.0.113.9") / TCP(dport=80))
+    assert change(reg, web, p80, (False, False), True, 5, False, 150.0)
+    assert matches(reg, web, p80, (False, False), False, 1e9)
     blocked = reg.sets["blocked"]                      # a net: the most specific prefix
     assert change(reg, blocked, udp("203.0.113.77"), (True,), True, None, False, 1.0)
     assert (bytes([203, 0, 113, 64]), 26) in {k[0] for k in blocked.elems}

@@ -127,6 +127,8 @@ def _create(reg: Registry, name: str, typ: str, o: dict[str, str]) -> None:
     if "maxelem" in o:
         s.maxelem = _number(o["maxelem"], "maxelem")
     if "netmask" in o:
+        if typ not in ("hash:ip", "bitmap:ip"):
+            raise SetError(f"Syntax error: netmask is for hash:ip and bitmap:ip, not {typ}")
         s.netmask = _number(o["netmask"], "netmask", 32 if fam == 4 else 128)
     if typ == "bitmap:ip":
         if "range" not in o or fam != 4:

@@ -83,7 +83,8 @@ class IpSet:
         """Add (or, with ``exist``, refresh) one element; False when it exists or the set
         is full. ``timeout`` None: the set's default; ``now`` None: count from the first
         use (a loaded file)."""
-        t = self.timeout if timeout is None else timeout
+        # (a set created without timeout support ignores SET --timeout, as the kernel does)
+        t = None if self.timeout is None else self.timeout if timeout is None else timeout
         old = self.elems.get(key)
         if old is not None and not exist and not _dead(old, now):
             return False
