@@ -716,4 +716,4 @@ def test_peer_suite_live(tmp_path: Path) -> None:
 
 
 # measured: claimed-extension cases passed through the live daemon (== the in-process runner)
-LIVE_PEER_PASS = 693
+LIVE_PEER_PASS = 696

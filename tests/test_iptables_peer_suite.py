@@ -57,7 +57,7 @@ FLOOR: dict[str, int] = {
     "libxt_iprange.t": 1, "libipt_iprange.t": 4, "libip6t_iprange.t": 4, "libxt_tos.t": 12,
     "libxt_dscp.t": 9, "libxt_ecn.t": 4, "libxt_esp.t": 14, "libipt_ah.t": 18,
     "libip6t_ah.t": 16, "libxt_quota.t": 6, "libxt_statistic.t": 7, "libxt_string.t": 10,
-    "libxt_set.t": 2, "libxt_SET.t": 1,
+    "libxt_set.t": 2, "libxt_SET.t": 1, "libxt_time.t": 3,
     "libipt_REJECT.t": 8,
     "libip6t_REJECT.t": 9, "libipt_LOG.t": 10, "libip6t_LOG.t": 10, "libxt_NFLOG.t": 19,
     "libxt_NFQUEUE.t": 21, "libxt_CT.t": 6, "libxt_NOTRACK.t": 1, "libxt_TRACE.t": 1,

@@ -140,7 +140,7 @@ class Firewall:
     """A host with conntrack and, optionally, iptables/ip6tables rule sets."""
 
     __slots__ = ("settings", "tracker", "defrag", "host", "engine4", "engine6", "trace",
-                 "_ctx_type", "nat", "want_output", "_plans", "flow_cache")
+                 "_ctx_type", "nat", "want_output", "_plans", "flow_cache", "wall_offset")
 
     def __init__(self, settings: Settings | None = None, tracker: Tracker | None = None,
                  rules4: Any = None, rules6: Any = None, host: HostModel | None = None,
@@ -153,6 +153,9 @@ class Firewall:
         self.trace = trace
         self.want_output = want_output      # fill Decision.out (replay --write)
         self.flow_cache = flow_cache        # replay established flows' traversals
+        # UNIX time minus the ``now`` the caller passes (0: ``now`` is wall-clock time, as
+        # a capture's timestamps; live mode passes the monotonic clock and sets it)
+        self.wall_offset = 0.0
         self._plans: dict[int, dict[int, tuple[str, ...]]] = {}
         self.nat: Any = None                # statewall.nat.Nat when a nat table is loaded
         self.engine4: Any = None
@@ -321,7 +324,8 @@ class Firewall:
         d.out_iface = out_iface
         in_iface = pkt.iface if not local_out else None
         ctx = self._ctx_type(now=now, in_iface=in_iface, out_iface=None,
-                             local_addrs=host.local, tracker=tracker, pkttype=None)
+                             local_addrs=host.local, tracker=tracker, pkttype=None,
+                             wall_offset=self.wall_offset)
         nat = self.nat if "nat" in engine.tables else None
         first = HOOK_NAMES[hook]
         # raw, before conntrack (only when the rule set loads a raw table: the kernel
@@ -492,7 +496,8 @@ class Firewall:
         tracker = self.tracker
         host = self.host
         ctx = self._ctx_type(now=now, in_iface=pkt.iface, out_iface=None,
-                             local_addrs=host.local, tracker=tracker, pkttype=None)
+                             local_addrs=host.local, tracker=tracker, pkttype=None,
+                             wall_offset=self.wall_offset)
         pre: list[Step] = []
         if engine.has_chain("raw", "PREROUTING"):
             w = engine.walk("raw", "PREROUTING", pkt, ctx)
@@ -554,7 +559,8 @@ class Firewall:
         d.path = ["PREROUTING"]
         host = self.host
         ctx = self._ctx_type(now=now, in_iface=pkt.iface, out_iface=None,
-                             local_addrs=host.local, tracker=self.tracker, pkttype=None)
+                             local_addrs=host.local, tracker=self.tracker, pkttype=None,
+                             wall_offset=self.wall_offset)
         return self._after_conntrack(engine, d, ctx, pkt, now, NF_INET_PRE_ROUTING, False,
                                      ret, None)
 

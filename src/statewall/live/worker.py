@@ -345,6 +345,7 @@ class Worker:
             if not batch:
                 return
             now = time.monotonic()
+            self.fw.wall_offset = time.time() - now        # -m time reads the wall clock
             lat_sum = 0
             accepted = dropped = 0
             for p in batch:

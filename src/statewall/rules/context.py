@@ -13,7 +13,7 @@ from typing import Any
 
 
 class Context:
-    """now: seconds (float, the caller's clock). in_iface / out_iface: the hook's input and
+    """now: seconds (float, the caller's clock; ``now + wall_offset`` is UNIX time). in_iface / out_iface: the hook's input and
     output device names or None (the kernel's "" device). local_addrs: the host's own
     addresses (4- or 16-byte bytes). broadcast_addrs: IPv4 subnet broadcast addresses of
     the host's interfaces (255.255.255.255 is always broadcast). tracker: the
@@ -25,13 +25,15 @@ class Context:
     """
 
     __slots__ = ("now", "in_iface", "out_iface", "local_addrs", "broadcast_addrs", "tracker",
-                 "pkttype", "nf_trace", "hook", "volatile")
+                 "pkttype", "nf_trace", "hook", "volatile", "wall_offset")
 
     def __init__(self, now: float = 0.0, in_iface: str | None = None,
                  out_iface: str | None = None, local_addrs: set[bytes] | frozenset[bytes] = frozenset(),
                  tracker: Any = None, pkttype: str | None = None,
-                 broadcast_addrs: set[bytes] | frozenset[bytes] = frozenset()) -> None:
+                 broadcast_addrs: set[bytes] | frozenset[bytes] = frozenset(),
+                 wall_offset: float = 0.0) -> None:
         self.now = now
+        self.wall_offset = wall_offset      # UNIX time = now + wall_offset (-m time)
         self.in_iface = in_iface
         self.out_iface = out_iface
         self.local_addrs = local_addrs

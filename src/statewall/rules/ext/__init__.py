@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from . import (connlimit, conntrack, counting, icmp, ipheader, ipsec, ipset, mark, misc, nat,
-               ratelimit, recent, string, targets, tcpudp)
+from . import (connlimit, conntrack, counting, daytime, icmp, ipheader, ipsec, ipset, mark, misc,
+               nat, ratelimit, recent, string, targets, tcpudp)
 from .base import MatchExt, TargetExt
 
 # (name, family) -> extension; family 0 serves both
@@ -49,6 +49,7 @@ _MATCHES: Final[dict[tuple[str, int], MatchExt]] = {
     ("quota", 0): counting.QUOTA,
     ("statistic", 0): counting.STATISTIC,
     ("set", 0): ipset.SET_MATCH,
+    ("time", 0): daytime.TIME,
 }
 
 _TARGETS: Final[dict[tuple[str, int], TargetExt]] = {
@@ -77,7 +78,7 @@ UNSUPPORTED_MATCHES: Final = frozenset((
     "bpf", "cgroup", "cluster", "connlabel", "cpu", "dccp", "devgroup", "dst", "eui64",
     "frag", "hbh", "ipcomp", "ipv6header", "ipvs", "mac", "mh", "nfacct", "osf", "owner",
     "physdev", "policy", "rateest", "realm", "rpfilter", "rt", "sctp", "socket", "srh",
-    "time", "u32", "udplite",
+    "u32", "udplite",
 ))
 UNSUPPORTED_TARGETS: Final = frozenset((
     "AUDIT", "CHECKSUM", "CLASSIFY", "CONNSECMARK", "DNPT", "DSCP", "ECN", "HL", "HMARK",
