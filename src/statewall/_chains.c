@@ -268,20 +268,6 @@ lookup(PyObject *engine, PyObject *table, PyObject *hook, PyObject **t, Py_ssize
     return 1;
 }
 
-/* A compiled rule: (test, kind, arg, k) and its prog; 0 when malformed. */
-static inline int
-rule_at(PyObject *tab, Py_ssize_t ci, Py_ssize_t i, PyObject **rule, PyObject **prog)
-{
-    PyObject *rules = PyList_GET_ITEM(SLOT(tab, tab_map.off[T_CHAINS]), ci);
-    PyObject *progs = PyList_GET_ITEM(SLOT(tab, tab_map.off[T_PROGS]), ci);
-    if (!PyList_CheckExact(rules) || !PyList_CheckExact(progs)
-            || PyList_GET_SIZE(progs) != PyList_GET_SIZE(rules) || i >= PyList_GET_SIZE(rules))
-        return 0;
-    *rule = PyList_GET_ITEM(rules, i);
-    *prog = PyList_GET_ITEM(progs, i);
-    return PyTuple_CheckExact(*rule) && PyTuple_GET_SIZE(*rule) == 4;
-}
-
 static inline Py_ssize_t
 chain_len(PyObject *tab, Py_ssize_t ci)
 {
@@ -378,10 +364,18 @@ rule_source(PyObject *tab, PyObject *k)
 static int
 next_match(PyObject *tab, Pos *p, PyObject *pkt, PyObject *ctx, int walking, PyObject **rule)
 {
-    Py_ssize_t n = chain_len(tab, p->ci);
+    PyObject *rules = PyList_GET_ITEM(SLOT(tab, tab_map.off[T_CHAINS]), p->ci);
+    PyObject *progs = PyList_GET_ITEM(SLOT(tab, tab_map.off[T_PROGS]), p->ci);
+    if (!PyList_CheckExact(rules) || !PyList_CheckExact(progs)
+            || PyList_GET_SIZE(progs) != PyList_GET_SIZE(rules)) {
+        PyErr_SetString(PyExc_TypeError, "malformed compiled chain");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(rules);
     for (; p->i < n; p->i++) {
-        PyObject *prog;
-        if (!rule_at(tab, p->ci, p->i, rule, &prog)) {
+        PyObject *prog = PyList_GET_ITEM(progs, p->i);
+        *rule = PyList_GET_ITEM(rules, p->i);
+        if (!PyTuple_CheckExact(*rule) || PyTuple_GET_SIZE(*rule) != 4) {
             PyErr_SetString(PyExc_TypeError, "malformed compiled rule");
             return -1;
         }

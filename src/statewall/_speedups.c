@@ -1666,17 +1666,17 @@ check_record(PyObject *record)
     return 1;
 }
 
+/* Bump a record check_record accepted (its counters are u64 memoryviews, indexes in
+ * range: added to in place). */
 static int
 bump(PyObject *record, unsigned long long length)
 {
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(record); k++) {
         PyObject *st = PyTuple_GET_ITEM(record, k);
         Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(st, 2));
-        if (i == -1 && PyErr_Occurred())
-            return -1;
-        if (counter_add(PyTuple_GET_ITEM(st, 0), i, 1) < 0
-                || counter_add(PyTuple_GET_ITEM(st, 1), i, length) < 0)
-            return -1;
+        ((unsigned long long *)PyMemoryView_GET_BUFFER(PyTuple_GET_ITEM(st, 0))->buf)[i] += 1;
+        ((unsigned long long *)PyMemoryView_GET_BUFFER(PyTuple_GET_ITEM(st, 1))->buf)[i]
+            += length;
     }
     return 0;
 }
@@ -2160,7 +2160,7 @@ fast_process(PyObject *fw, PyObject *pkt, PyObject *now, PyObject **result)
             rc = -1;
             goto out;
         }
-        if (wr != 1)
+        if (wr != 1 || check_record(pre) <= 0)
             goto out;
     }
     /* from here on the packet is ours: no fallback to Firewall.process */
@@ -2237,7 +2237,9 @@ fast_process(PyObject *fw, PyObject *pkt, PyObject *now, PyObject **result)
         Py_SETREF(e, rec);
     }
     post = SLOT(e, fe_map.off[FE_POST]);
-    if (bump(post, length) < 0) {
+    if ((learning && check_record(post) <= 0) || bump(post, length) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "flow cache: a record it made is malformed");
         rc = -1;
         goto out;
     }

@@ -131,8 +131,8 @@ counters_ok(PyObject *seq, Py_ssize_t i)
         return 0;
     Py_buffer *b = PyMemoryView_GET_BUFFER(seq);
     return b->buf != NULL && !b->readonly && b->ndim == 1 && b->itemsize == 8
-        && b->format != NULL && strcmp(b->format, "Q") == 0 && PyBuffer_IsContiguous(b, 'C')
-        && i >= 0 && i < b->shape[0];
+        && b->format != NULL && b->format[0] == 'Q' && b->format[1] == '\0'
+        && (b->strides == NULL || b->strides[0] == 8) && i >= 0 && i < b->shape[0];
 }
 
 /* seq[i] += d, wrapping as the kernel's u64 counters. 0, or -1 with an exception. */
