@@ -18,7 +18,6 @@ import shlex
 import shutil
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 import subprocess
@@ -29,7 +28,8 @@ import pytest
 from statewall.conntrack.core import Tracker
 from statewall.ctl import args as ctargs
 from statewall.ctl import ops
-from statewall.ctl.server import CtlServer
+
+from served import Served  # noqa: E402  (tests/served.py)
 
 SUITE = Path(__file__).resolve().parents[2] / "shared" / "peer-suites" / "conntrack-tools"
 STATEWALL = str(Path(sys.executable).with_name("statewall"))
@@ -38,24 +38,6 @@ STATEWALL = str(Path(sys.executable).with_name("statewall"))
 EXPECTED = {"00create": 37, "01delete": 19, "02filter": 19, "03nat": 24, "04zone": 12,
             "05mark": 18, "06update": 4, "07nat6": 28, "08stdin": 28, "09dumpopt": 76,
             "10add": 21}
-
-
-class Served:
-    def __init__(self, path: str) -> None:
-        self.tracker = Tracker()
-        self.srv = CtlServer(path, lambda: self.tracker, time.monotonic)
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop:
-            self.srv.step(0.1)
-
-    def close(self) -> None:
-        self.stop = True
-        self.thread.join(5)
-        self.srv.close()
 
 
 @pytest.fixture

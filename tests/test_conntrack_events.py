@@ -31,31 +31,29 @@ import pytest
 
 from flows import C4, FW, S4, tcp, udp
 from statewall.ctl.events import LOST, timestamp
-from statewall.ctl.server import CtlServer, encode, forward
+from statewall.ctl.server import encode, forward
+
+from served import Served as ServedBase  # noqa: E402  (tests/served.py)
 
 STATEWALL = str(Path(sys.executable).with_name("statewall"))
 LINE = re.compile(r"^ *\[(NEW|UPDATE|DESTROY)\] (tcp|udp|icmp) +\d+ ")
 
 
-class Served:
+class Served(ServedBase):
     """A CtlServer over a firewall's tracker; ``call(fn)`` runs fn in the server thread."""
 
     def __init__(self, path: str) -> None:
         self.fw = FW()
-        self.srv = CtlServer(path, lambda: self.fw.fw.tracker, lambda: self.fw.now)
         self.jobs: queue.Queue[tuple[Callable[[], Any], queue.Queue[Any]]] = queue.Queue()
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(path, clock=lambda: self.fw.now, interval=0.01,
+                         table=lambda: self.fw.fw.tracker)
 
-    def _run(self) -> None:
-        while not self.stop:
-            self.srv.step(0.01)
-            while not self.jobs.empty():
-                fn, done = self.jobs.get()
-                done.put(fn())
-            if self.srv.events.subs:
-                self.srv.events.flush()
+    def on_step(self) -> None:
+        while not self.jobs.empty():
+            fn, done = self.jobs.get()
+            done.put(fn())
+        if self.srv.events.subs:
+            self.srv.events.flush()
 
     def call(self, fn: Callable[[], Any]) -> Any:
         done: queue.Queue[Any] = queue.Queue()
@@ -70,12 +68,6 @@ class Served:
         while len(self.srv.events.subs) != n:
             assert time.monotonic() < deadline, "subscriber never arrived"
             time.sleep(0.01)
-
-    def close(self) -> None:
-        self.stop = True
-        self.thread.join(5)
-        self.srv.close()
-
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:

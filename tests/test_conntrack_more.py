@@ -35,7 +35,8 @@ from statewall.ctl import ops
 from statewall.io.config import load_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_conntrack_cli import STATEWALL, Served, _daemon  # noqa: E402
+from served import Served  # noqa: E402
+from test_conntrack_cli import STATEWALL, _daemon  # noqa: E402
 
 ROOT = os.geteuid() == 0 and shutil.which("conntrack") is not None \
     and shutil.which("ip") is not None
@@ -185,13 +186,10 @@ class ServedTs(Served):
     """The in-process control server, its table keeping start times (and ``sysctls``)."""
 
     def __init__(self, path: str, sysctls: tuple[str, ...] = (TS,)) -> None:
-        super().__init__(path)
-        self.tracker = Tracker(load_settings("linux", list(sysctls)))
+        super().__init__(path, Tracker(load_settings("linux", list(sysctls))), interval=0.02)
 
-    def _run(self) -> None:                  # as the worker's loop: requests, then -E lines
-        while not self.stop:
-            self.srv.step(0.02)
-            self.srv.events.flush()
+    def on_step(self) -> None:               # as the worker's loop: requests, then -E lines
+        self.srv.events.flush()
 
 
 @needs_kernel

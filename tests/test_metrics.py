@@ -35,7 +35,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from statewall.conntrack.core import Tracker
 from statewall.conntrack.sysctl import Settings
 from statewall.ctl import ops
-from statewall.ctl.server import CtlServer
 from statewall.firewall import Firewall
 from statewall.lab.netns import CLIENT_V4, FW_CLIENT_V4, FW_SERVER_V4, SERVER_V4, \
     Topology, lab_available
@@ -43,6 +42,8 @@ from statewall.live import metrics as m
 from statewall.live.metrics_http import MetricsServer, format_listen, parse_listen
 from statewall.packet.checksum import inet_checksum, ones_sum, pseudo_sum
 from statewall.packet.decode import decode_ip
+
+from served import Served  # noqa: E402  (tests/served.py)
 
 T = TypeVar("T")
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -289,38 +290,23 @@ def test_cli_refuses_bad_metrics_option(capsys: pytest.CaptureFixture[str],
 
 
 # -- the HTTP server, in this process -------------------------------------------------------
-class FakeWorker:
+class FakeWorker(Served):
     """A worker's control server (the real CtlServer) with a table and the ``metrics``
     handler, served from a thread."""
 
     def __init__(self, path: str, queue: int, entries: int, lat: int,
                  reasons: int = 0) -> None:
-        self.tracker = Tracker()
+        tr = Tracker()
         for i in range(reasons):                 # long INVALID reasons: a big response
-            self.tracker.invalid_reasons[f"q{queue} reason {i} " + "x" * 20_000] = 1
+            tr.invalid_reasons[f"q{queue} reason {i} " + "x" * 20_000] = 1
         for i in range(entries):
-            ops.run(self.tracker, ["-I", "-s", "192.0.2.1", "-d", "192.0.2.2", "-p", "udp",
-                                   "--sport", str(1000 + i), "--dport", "53", "-t", "100"],
-                    1.0)
+            ops.run(tr, ["-I", "-s", "192.0.2.1", "-d", "192.0.2.2", "-p", "udp", "--sport",
+                         str(1000 + i), "--dport", "53", "-t", "100"], 1.0)
         lat_counts = [0] * (len(m.BOUNDS_NS) + 1)
         lat_counts[3] = lat
-        self.srv = CtlServer(path, lambda: self.tracker, lambda: 2.0)
-        self.srv.handlers["metrics"] = lambda line, now: {
-            "ok": True, "metrics": m.snapshot(self.tracker, now, queue,
-                                              {"counters": {"accepted": lat}}, lat_counts,
-                                              lat * 30_000)}
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop:
-            self.srv.step(0.05)
-
-    def close(self) -> None:
-        self.stop = True
-        self.thread.join(5)
-        self.srv.close()
+        super().__init__(path, tr, lambda: 2.0, handlers={"metrics": lambda line, now: {
+            "ok": True, "metrics": m.snapshot(tr, now, queue, {"counters": {"accepted": lat}},
+                                              lat_counts, lat * 30_000)}})
 
 
 class Served:

@@ -24,7 +24,8 @@ import pytest
 
 from statewall.conntrack.core import Tracker
 from statewall.ctl import ops
-from statewall.ctl.server import CtlServer
+
+from served import Served  # noqa: E402  (tests/served.py)
 from statewall.top import model, render, snapshot
 from statewall.top.fetch import FetchError, fetch
 from statewall.top.model import (CLOSING, COLUMNS, NEW, Row, Snapshot, filter_rows, sort_rows,
@@ -318,32 +319,15 @@ def test_refresh_loop_without_a_terminal() -> None:
 
 
 # -- the request word, its fallback, the command line ---------------------------------------
-class Served:
-    """A CtlServer over a Tracker in this process (with or without the ``top`` word)."""
-
-    def __init__(self, path: str, tr: Tracker, top: bool = True) -> None:
-        self.tracker = tr
-        self.srv = CtlServer(path, lambda: self.tracker, time.monotonic)
-        if top:
-            self.srv.handlers[snapshot.WORD] = \
-                lambda line, now: snapshot.handle(self.tracker, line, now)
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop:
-            self.srv.step(0.05)
-
-    def close(self) -> None:
-        self.stop = True
-        self.thread.join(5)
-        self.srv.close()
+def served_top(path: str, tr: Tracker, top: bool = True) -> Served:
+    """A CtlServer over ``tr`` in this process (with or without the ``top`` word)."""
+    return Served(path, tr, handlers={snapshot.WORD: lambda line, now:
+                                      snapshot.handle(tr, line, now)} if top else None)
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    s = Served(str(tmp_path / "ctl.sock"), _tracker(time.monotonic()))
+    s = served_top(str(tmp_path / "ctl.sock"), _tracker(time.monotonic()))
     try:
         yield s
     finally:
@@ -352,7 +336,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 def test_fetch_and_fallback(tmp_path: Path, served: Served) -> None:
     rows, total = fetch(served.srv.path, [])
-    old = Served(str(tmp_path / "old.sock"), served.tracker, top=False)   # no "top" word
+    old = served_top(str(tmp_path / "old.sock"), served.tracker, top=False)   # no "top" word
     try:
         rows2, total2 = fetch(old.srv.path, [])
         assert total == total2 == 5
@@ -364,10 +348,10 @@ def test_fetch_and_fallback(tmp_path: Path, served: Served) -> None:
     finally:
         old.close()
     # a supervisor answers with its workers' sockets: top asks each and merges
-    w2 = Served(str(tmp_path / "w2.sock"), Tracker())
+    w2 = served_top(str(tmp_path / "w2.sock"), Tracker())
     ops.run(w2.tracker, ["-I", "-s", "192.0.2.7", "-d", "203.0.113.2", "-p", "udp", "--sport",
                          "1", "--dport", "2", "-t", "30"], time.monotonic())
-    sup = Served(str(tmp_path / "sup.sock"), Tracker(), top=False)
+    sup = served_top(str(tmp_path / "sup.sock"), Tracker(), top=False)
     sup.srv.handlers[snapshot.WORD] = \
         lambda line, now: {"ok": True, "workers": [served.srv.path, w2.srv.path]}
     try:
