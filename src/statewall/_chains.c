@@ -44,7 +44,7 @@ static const char *const res_names[R_N] = {"verdict", "source", "emitted"};
 static SlotMap res_map;
 
 static PyObject *walk_py, *run_py, *verdicts, *hotdrop, *result_cls, *trace_cls;
-static PyObject *s_rule, *s_return, *s_policy, *s_policy_end, *one;
+static PyObject *s_rule, *s_return, *s_policy, *s_policy_end;
 static long ctinfo_bit[8];
 static int n_ctinfo_bit;
 static long st_snat, st_dnat, st_untracked, st_invalid, ct_untracked, ips_src_nat, ips_dst_nat;
@@ -822,9 +822,7 @@ chains_bind(PyObject *mod, PyObject *args)
         s_return = PyUnicode_InternFromString("return");
         s_policy = PyUnicode_InternFromString("policy");
         s_policy_end = PyUnicode_InternFromString(" policy");
-        one = PyLong_FromLong(1);
-        if (s_rule == NULL || s_return == NULL || s_policy == NULL || s_policy_end == NULL
-                || one == NULL)
+        if (s_rule == NULL || s_return == NULL || s_policy == NULL || s_policy_end == NULL)
             return NULL;
     }
     PyObject *w = PyDescr_NewMethod((PyTypeObject *)engine_cls, &chains_walk_def);

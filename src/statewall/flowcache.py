@@ -29,9 +29,9 @@ Must not know: how chains are walked (rules/engine.py), the hook order (firewall
 
 from __future__ import annotations
 
-from typing import Any, Final, Sequence
+from typing import Any, Sequence
 
-U64: Final = (1 << 64) - 1
+from .rules.numbers import U64
 
 # one counter bump: (packet counters, byte counters, index) of a CompiledTable
 Step = tuple[memoryview, memoryview, int]

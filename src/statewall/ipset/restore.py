@@ -11,6 +11,7 @@ Follows ipset 7's lib/parse.c and the save format it prints.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import shlex
 from typing import Any, Final
 
@@ -245,7 +246,7 @@ def _add(reg: Registry, s: IpSet, text: str, o: dict[str, str]) -> None:
         count *= len(c)
     if count > RANGE_MAX:
         raise SetError(f"Syntax error: {text!r} stands for too many elements")
-    for key in _keys(choices):
+    for key in itertools.product(*choices):
         if s.type in ("bitmap:ip", "bitmap:port"):
             v = int.from_bytes(key[0], "big") if s.type == "bitmap:ip" else key[0]
             if not s.first <= v <= s.last:
@@ -255,9 +256,3 @@ def _add(reg: Registry, s: IpSet, text: str, o: dict[str, str]) -> None:
         if not s.put(key, timeout, None, True, nomatch):
             raise SetError("Hash is full, cannot add more elements")
 
-
-def _keys(choices: list[list[Any]]) -> list[tuple[Any, ...]]:
-    out: list[tuple[Any, ...]] = [()]
-    for c in choices:
-        out = [(*k, v) for k in out for v in c]
-    return out

@@ -20,6 +20,7 @@ moment a set is used (``Registry.clock``); elements added by ``SET`` count from 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Final, Iterator
 
@@ -142,17 +143,8 @@ class IpSet:
                 choices.append([masked(p, self.netmask)])
             else:
                 choices.append([p])
-        yield from _product(choices)
-
-
-def _product(choices: list[list[Any]]) -> Iterator[tuple[Any, ...]]:
-    """Keys in the kernel's order: the first dimension's longest prefix first."""
-    if not choices:
-        yield ()
-        return
-    for head in choices[0]:
-        for rest in _product(choices[1:]):
-            yield (head, *rest)
+        # the kernel's order: the first dimension's longest prefix first
+        yield from itertools.product(*choices)
 
 
 def _dead(e: Elem, now: float | None) -> bool:

@@ -31,8 +31,9 @@ def _firewall_params() -> set[str]:
         return set()
 
 
-def _ruleset_parser() -> Callable[[str, int], Any] | None:
-    """``text, family -> Ruleset`` from ``statewall.rules.parse``, if it exists yet.
+def _ruleset_parser() -> Callable[[str, int, Any], Any] | None:
+    """``text, family, sets -> Ruleset`` from ``statewall.rules.parse``, if it exists yet
+    (``sets``: fw's IP sets, for parsers that take them).
 
     The one place that knows the parser's API: adapt it here if it differs.
     """
@@ -48,9 +49,11 @@ def _ruleset_parser() -> Callable[[str, int], Any] | None:
             params = inspect.signature(fn).parameters
         except (TypeError, ValueError):
             continue
+        if "sets" in params:
+            return lambda text, family, sets: fn(text, family=family, sets=sets)
         if "family" in params:
-            return lambda text, family: fn(text, family=family)
-        return lambda text, family: fn(text)
+            return lambda text, family, sets: fn(text, family=family)
+        return lambda text, family, sets: fn(text)
     return None
 
 
@@ -130,18 +133,13 @@ def build_firewall(settings: Settings, rules_v4: str = "", rules_v6: str = "",
     kw: dict[str, Any] = {"tracker": tracker} if tracker is not None else {}
     if "host" in _PARAMS and host is not None:
         kw["host"] = host
-    if RULES_WIRED and _PARSER is not None and ipsets.strip():
-        # fw's IP sets (``ipset restore`` text): the rules that name them need them
-        from ..ipset import load as load_sets
-        from ..rules.parse import parse_ruleset
-        sets = load_sets(ipsets, "<ipset>")
-        kw["rules4"] = parse_ruleset(rules_v4, "<rules>", 4, sets=sets) \
-            if rules_v4.strip() else None
-        kw["rules6"] = parse_ruleset(rules_v6, "<rules6>", 6, sets=sets) \
-            if rules_v6.strip() else None
-    elif RULES_WIRED and _PARSER is not None:
-        kw["rules4"] = _PARSER(rules_v4, 4) if rules_v4.strip() else None
-        kw["rules6"] = _PARSER(rules_v6, 6) if rules_v6.strip() else None
+    if RULES_WIRED and _PARSER is not None:
+        sets = None
+        if ipsets.strip():          # fw's IP sets (``ipset restore`` text): rules name them
+            from ..ipset import load as load_sets
+            sets = load_sets(ipsets, "<ipset>")
+        kw["rules4"] = _PARSER(rules_v4, 4, sets) if rules_v4.strip() else None
+        kw["rules6"] = _PARSER(rules_v6, 6, sets) if rules_v6.strip() else None
     made: Firewall = fw_cls(settings, **kw)
     return made
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from . import ext as registry
 from .ext.base import Env, Pred, TargetFn
+from .numbers import U64
 from .native import (OP_ADDR, OP_IFACE, OP_PROTO, OP_VOLATILE, mark, program)
 from .model import (INV_DSTIP, INV_FRAG, INV_PROTO, INV_SRCIP, INV_VIA_IN, INV_VIA_OUT,
                     TABLE_CHAINS, IpSpec, Rule, Ruleset, Table)
@@ -37,7 +38,6 @@ _VERDICT_CODES: Final = {"ACCEPT": NF_ACCEPT, "DROP": NF_DROP, "QUEUE": NF_QUEUE
 
 CompiledRule = tuple[Pred | None, int, Any, int]
 Counters = memoryview
-U64: Final = (1 << 64) - 1
 
 
 def counters(values: list[int]) -> Counters:

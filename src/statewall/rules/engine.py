@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from .compile import (K_GOTO, K_JUMP, K_RETURN, K_TARGET, K_VERDICT, U64, CompiledTable,
+from .compile import (K_GOTO, K_JUMP, K_RETURN, K_TARGET, K_VERDICT, CompiledTable,
                       compile_ruleset)
+from .numbers import U64
 from .ext.base import HotDrop
 from .model import Ruleset
 from .result import XT_CONTINUE, XT_RETURN, RunResult, TraceRecord, Verdict

@@ -87,15 +87,10 @@ def parse_daytime(s: str) -> int:
     bad = OptionError(f'invalid time "{s}" specified, should be hh:mm[:ss] format and within '
                       "the boundaries")
     fields = s.split(":")
-    if len(fields) not in (2, 3) or not all(f.isdigit() for f in fields[:1]):
+    if len(fields) not in (2, 3) or not fields[0] or _digits(s.replace(":", "")) != \
+            len(s) - len(fields) + 1:
         raise bad
-    nums = []
-    for f in fields:
-        n = _digits(f)
-        if n != len(f):
-            raise bad
-        nums.append(int(f) if f else 0)
-    h, m, sec = (nums + [0])[:3]
+    h, m, sec = [int(f) if f else 0 for f in fields] + [0] * (3 - len(fields))
     if h > 23 or m > 59 or sec > 59:
         raise bad
     return h * 3600 + m * 60 + sec
