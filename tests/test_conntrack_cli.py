@@ -13,12 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import shlex
-import shutil
-import signal
-import sys
-import time
 from pathlib import Path
 import subprocess
 from typing import Iterator
@@ -29,10 +24,9 @@ from statewall.conntrack.core import Tracker
 from statewall.ctl import args as ctargs
 from statewall.ctl import ops
 
-from served import Served  # noqa: E402  (tests/served.py)
+from served import STATEWALL, Served, scratch_daemon  # noqa: E402  (tests/served.py)
 
 SUITE = Path(__file__).resolve().parents[2] / "shared" / "peer-suites" / "conntrack-tools"
-STATEWALL = str(Path(sys.executable).with_name("statewall"))
 
 # measured: checks passed per file (of the file's OK/BAD lines)
 EXPECTED = {"00create": 37, "01delete": 19, "02filter": 19, "03nat": 24, "04zone": 12,
@@ -112,40 +106,12 @@ def daemon(tmp_path: Path) -> Iterator[str]:
         yield ctl
 
 
-@contextlib.contextmanager
-def _daemon(tmp_path: Path, *queues: str) -> Iterator[str]:
+def _daemon(tmp_path: Path, *args: str) -> contextlib.AbstractContextManager[str]:
     """A real ``statewall run`` (no kernel rules) in a scratch network namespace; yields
-    its control socket path. The namespace is deleted at the end."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2")
-    ns = f"sw-ct-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    p: subprocess.Popen[bytes] | None = None
-    try:
-        (tmp_path / "rules").write_text(RULES)
-        ctl = str(tmp_path / "ctl.sock")
-        log = open(tmp_path / "log", "wb")
-        p = subprocess.Popen(["ip", "netns", "exec", ns, STATEWALL, "run", "--rules",
-                              str(tmp_path / "rules"), "--control", ctl, *queues,
-                              "--no-kernel-setup", "--stats-interval", "0"],
-                             stdout=log, stderr=log)
-        deadline = time.monotonic() + 20
-        first, _, last = queues[1].partition("-")
-        socks = [f"{ctl}.q{q}" for q in range(int(first), int(last or first) + 1)]
-        while not all(os.path.exists(x) for x in socks):
-            assert p.poll() is None, (tmp_path / "log").read_text()
-            assert time.monotonic() < deadline, "statewall run did not start"
-            time.sleep(0.05)
-        yield ctl
-    finally:
-        if p is not None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        subprocess.run(["ip", "netns", "delete", ns], check=False)
+    its control socket path. ``args`` start with ``--queue N`` or ``--queues A-B``."""
+    first, _, last = args[1].partition("-")
+    return scratch_daemon(tmp_path, RULES, *args,
+                          queues=range(int(first), int(last or first) + 1), tag="sw-ct")
 
 
 @pytest.mark.skipif(not SUITE.is_dir(), reason="peer suite not present")

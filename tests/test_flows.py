@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, TCP
 from scapy.packet import raw
 
 from flows import C4, S4, dec, icmp, tcp, udp
@@ -552,17 +551,6 @@ def test_run_refuses_an_unusable_flow_database(tmp_path: Path,
 
 
 # -- live: real traffic through `statewall run --flows` ------------------------------------
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Any]:
-    from statewall.lab.netns import Topology, lab_available
-    ok, why = lab_available()
-    if not ok:
-        pytest.skip(f"live kernel lab unavailable: {why}")
-    with Topology() as t:
-        t.up(live_peers=True)
-        yield t
-
-
 def _ct(control: str, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "statewall", "conntrack",
                            f"--control={control}", *argv], capture_output=True, text=True,

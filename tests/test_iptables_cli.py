@@ -38,11 +38,13 @@ import pytest
 
 from statewall.ctl import iptables as ops
 from statewall.ctl.server import worker_path
-from statewall.lab.netns import CLIENT_V4, SERVER_V4, Topology, lab_available
+from statewall.lab.netns import SERVER_V4, Topology
 from statewall.live.iptables import ask, copy_counters
 from statewall.rules.engine import Engine
 from statewall.rules.model import Ruleset
 from statewall.rules.parse import load
+
+from served import scratch_daemon  # noqa: E402  (tests/served.py)
 
 STATEWALL = str(Path(sys.executable).with_name("statewall"))
 HAVE_REAL = os.geteuid() == 0 and all(shutil.which(x) for x in (
@@ -439,7 +441,6 @@ def test_refused_commands_change_nothing() -> None:
 
 
 # -- 2. a live daemon ---------------------------------------------------------------------------
-LAB_OK, LAB_WHY = lab_available()
 LIVE_RULES = """*filter
 :INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
@@ -449,15 +450,6 @@ LIVE_RULES = """*filter
 -A FORWARD -i c0 -o s0 -j ACCEPT
 COMMIT
 """
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Topology]:
-    if not LAB_OK:
-        pytest.skip(f"live kernel lab unavailable: {LAB_WHY}")
-    with Topology() as t:
-        t.up(live_peers=True)
-        yield t
 
 
 def _sw(control: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -600,37 +592,9 @@ def _counters(control: str) -> list[tuple[int, int]]:
 
 
 # -- 3. the peer suite through a live daemon -----------------------------------------------------
-@contextlib.contextmanager
-def _bare_daemon(tmp_path: Path) -> Iterator[str]:
+def _bare_daemon(tmp_path: Path) -> contextlib.AbstractContextManager[str]:
     """``statewall run`` without kernel rules in a scratch namespace: its control path."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2")
-    ns = f"sw-iptp-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    p = None
-    try:
-        (tmp_path / "rules").write_text("*filter\nCOMMIT\n")
-        ctl = str(tmp_path / "ctl.sock")
-        log = open(tmp_path / "log", "wb")
-        p = subprocess.Popen(["ip", "netns", "exec", ns, STATEWALL, "run", "--rules",
-                              str(tmp_path / "rules"), "--control", ctl, "--queue", "0",
-                              "--no-kernel-setup", "--stats-interval", "0"],
-                             stdout=log, stderr=log)
-        deadline = time.monotonic() + 20
-        while not os.path.exists(worker_path(ctl, 0)):
-            assert p.poll() is None, (tmp_path / "log").read_text()
-            assert time.monotonic() < deadline, "statewall run did not start"
-            time.sleep(0.05)
-        yield ctl
-    finally:
-        if p is not None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        subprocess.run(["ip", "netns", "delete", ns], check=False)
+    return scratch_daemon(tmp_path, "*filter\nCOMMIT\n", "--queue", "0", tag="sw-iptp")
 
 
 def _live_outcome(ctl: str, case: object, chain: str, family: int) -> tuple[str, str]:

@@ -55,15 +55,6 @@ CLOSED_RULES = SEED_RULES.replace("-A FORWARD -i c0 -o s0 -m state --state NEW -
 BROKEN_RULES = SEED_RULES.replace("--state NEW -j ACCEPT", "--state NEWISH -j ACCEPT")
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Topology]:
-    if not LAB_OK:
-        pytest.skip(f"live kernel lab unavailable: {LAB_WHY}")
-    with Topology() as t:
-        t.up(live_peers=True)
-        yield t
-
-
 class Daemon:
     """``statewall run`` inside the firewall namespace, with its files in ``dir``."""
 

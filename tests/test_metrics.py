@@ -37,7 +37,7 @@ from statewall.conntrack.sysctl import Settings
 from statewall.ctl import ops
 from statewall.firewall import Firewall
 from statewall.lab.netns import CLIENT_V4, FW_CLIENT_V4, FW_SERVER_V4, SERVER_V4, \
-    Topology, lab_available
+    Topology
 from statewall.live import metrics as m
 from statewall.live.metrics_http import MetricsServer, format_listen, parse_listen
 from statewall.packet.checksum import inet_checksum, ones_sum, pseudo_sum
@@ -566,7 +566,6 @@ def test_http_worker_that_does_not_answer(workers: list[tuple[int, str | None]],
 
 
 # -- live: statewall run --metrics in the lab -------------------------------------------------
-LAB_OK, LAB_WHY = lab_available()
 PORT = 9464
 RULES = """*filter
 :INPUT ACCEPT [0:0]
@@ -578,15 +577,6 @@ RULES = """*filter
 -A FORWARD -i c0 -o s0 -m state --state NEW -j ACCEPT
 COMMIT
 """
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Topology]:
-    if not LAB_OK:
-        pytest.skip(f"live kernel lab unavailable: {LAB_WHY}")
-    with Topology() as t:
-        t.up(live_peers=True)
-        yield t
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
